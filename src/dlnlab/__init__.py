@@ -1,0 +1,26 @@
+"""dlnlab: a laboratory for deep linear networks.
+
+Build a deep linear network, train it (gradient descent, SGD, exact gradient flow), compute what theory predicts,
+measure what training did, and reproduce four landmark papers. See ``docs/`` and the README.
+
+dlnlab enables JAX's 64-bit mode on import (theory is checked to 1e-10 and needs it); set the environment variable
+``DLNLAB_X64=0`` before importing to keep JAX's 32-bit default. Arrays built with an explicit ``dtype`` keep it.
+"""
+
+import os as _os
+
+import jax as _jax
+
+if _os.environ.get("DLNLAB_X64", "1") != "0":
+    _jax.config.update("jax_enable_x64", True)
+
+from . import errors as errors  # noqa: E402
+from .nets import Net as Net  # noqa: E402
+from .objective import Objective as Objective  # noqa: E402
+from .problems import Classification as Classification  # noqa: E402
+from .problems import Dropout as Dropout  # noqa: E402
+from .problems import MatrixCompletion as MatrixCompletion  # noqa: E402
+from .problems import MultiplicativeNoise as MultiplicativeNoise  # noqa: E402
+from .problems import Regression as Regression  # noqa: E402
+
+__version__ = "0.1.0"
