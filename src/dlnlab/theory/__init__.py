@@ -1,0 +1,3 @@
+"""Theory: what deep linear networks should do (closed forms, limits, bounds), one paper per module."""
+
+from . import margin as margin
