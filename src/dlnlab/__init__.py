@@ -14,6 +14,8 @@ import jax as _jax
 if _os.environ.get("DLNLAB_X64", "1") != "0":
     _jax.config.update("jax_enable_x64", True)
 
+from . import curvature as curvature  # noqa: E402
+from . import diagnostics as diagnostics  # noqa: E402
 from . import errors as errors  # noqa: E402
 from .nets import Net as Net  # noqa: E402
 from .objective import Objective as Objective  # noqa: E402
@@ -22,5 +24,8 @@ from .problems import Dropout as Dropout  # noqa: E402
 from .problems import MatrixCompletion as MatrixCompletion  # noqa: E402
 from .problems import MultiplicativeNoise as MultiplicativeNoise  # noqa: E402
 from .problems import Regression as Regression  # noqa: E402
+from .train import Run as Run  # noqa: E402
+from .train import train as train  # noqa: E402
+from .train import train_batched as train_batched  # noqa: E402
 
 __version__ = "0.1.0"

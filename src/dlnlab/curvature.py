@@ -1,0 +1,182 @@
+"""Curvature of any objective: dense Hessians, Hessian-vector products, extreme eigenvalues, Morse index.
+
+``f`` is a :class:`dlnlab.Objective` or any callable ``params -> scalar`` (params any pytree, e.g. a ReLU MLP's).
+Vectors are flattened with :func:`jax.flatten_util.ravel_pytree` (layer order, row-major within a layer).
+Sharpness is the top eigenvalue of the Hessian of the library's loss (squared loss with no 1/2, so it is twice
+the sharpness of a 1/2-normalised loss, and gradient descent with step ``eta`` is stable near a minimum only when
+sharpness <= 2 / eta).
+
+Methods, all returning :class:`Eigen`:
+
+- ``"exact"``: the dense Hessian and ``numpy.linalg.eigh`` (small nets: a few thousand parameters);
+- ``"lanczos"``: implicitly restarted Lanczos (ARPACK through ``scipy.sparse.linalg.eigsh``) on jitted
+  Hessian-vector products, for any size;
+- ``"power"``: power iteration on jitted Hessian-vector products (the PyHessian approach; ``which="smallest"``
+  iterates on ``lambda_max I - H``). Slow when the top eigenvalues are close; kept as a cross-check.
+
+Example:
+    >>> import jax, numpy as np, dlnlab as dl
+    >>> obj = dl.Objective(dl.Regression.from_moments(np.eye(3), np.ones((2, 3)), 1.0))
+    >>> params = dl.Net((3, 4, 2)).init(jax.random.key(0), scheme="gaussian", scale=0.5)
+    >>> ex = dl.curvature.top_eigenvalues(obj, params, k=2, method="exact")
+    >>> lz = dl.curvature.top_eigenvalues(obj, params, k=2, method="lanczos")
+    >>> bool(np.allclose(ex.values, lz.values))
+    True
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+from ._checks import as_float, as_int, one_of
+from .errors import ConfigError, NumericalError
+from .objective import Objective
+
+__all__ = ["Eigen", "hessian", "hvp", "top_eigenvalues", "morse_index", "sharpness", "METHODS"]
+
+METHODS = ("exact", "lanczos", "power")
+
+
+class Eigen(NamedTuple):
+    """Eigenvalues (``values``: largest first for ``which="largest"``, smallest first otherwise), the matching
+    unit eigenvectors as rows of ``vectors`` (flattened params), and the method used."""
+
+    values: np.ndarray
+    vectors: np.ndarray
+    method: str
+
+
+def _as_fn(f):
+    if isinstance(f, Objective):
+        return f.value
+    if callable(f):
+        return f
+    raise ConfigError(f"f: expected a dl.Objective or a callable params -> scalar, got {type(f).__name__}")
+
+
+def _flat(f, params):
+    fn = _as_fn(f)
+    params = tuple(params) if isinstance(params, list) else params
+    flat, unravel = ravel_pytree(params)
+    return (lambda x: fn(unravel(x))), flat
+
+
+def hessian(f, params) -> np.ndarray:
+    """The dense Hessian (P x P) at ``params``, P = number of parameters."""
+    g, x = _flat(f, params)
+    H = np.asarray(jax.jit(jax.hessian(g))(x))
+    return (H + H.T) / 2
+
+
+def _hvp_fn(f, params):
+    g, x = _flat(f, params)
+
+    @jax.jit
+    def mv(v):
+        return jax.jvp(jax.grad(g), (x,), (v.astype(x.dtype),))[1]
+
+    return mv, x
+
+
+def hvp(f, params, v) -> jax.Array:
+    """The Hessian-vector product ``H v`` (``v`` flattened like the params), without forming H."""
+    mv, _ = _hvp_fn(f, params)
+    return mv(jnp.asarray(v))
+
+
+def _power(mv, x0, *, shift: float, tol: float, max_iter: int):
+    """Power iteration on ``v -> H v - shift v``; returns (eigenvalue of H, vector, converged)."""
+
+    def body(state):
+        v, lam, _, it = state
+        w = mv(v) - shift * v
+        lam_new = jnp.vdot(v, w)
+        v_new = w / jnp.linalg.norm(w)
+        return v_new, lam_new, jnp.abs(lam_new - lam) <= tol * jnp.abs(lam_new), it + 1
+
+    def cond(state):
+        return (~state[2]) & (state[3] < max_iter)
+
+    v0 = x0 / jnp.linalg.norm(x0)
+    v, lam, ok, _ = jax.lax.while_loop(cond, body, (v0, jnp.asarray(jnp.inf, x0.dtype), False, 0))
+    return float(lam) + shift, np.asarray(v), bool(ok)
+
+
+def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: str = "lanczos",
+                    tol: float = 1e-10, max_iter: int | None = None, key=0) -> Eigen:
+    """The ``k`` largest (or smallest) Hessian eigenvalues at ``params``.
+
+    Args:
+        k: how many (power iteration supports ``k=1`` only).
+        which: ``"largest"`` or ``"smallest"`` (algebraic).
+        method: ``"exact"``, ``"lanczos"`` or ``"power"`` (see the module docstring).
+        tol: relative tolerance of the iterative methods.
+        max_iter: iteration cap of the iterative methods (default: ARPACK's, or 10,000 power steps).
+        key: seed of the random start vector.
+    """
+    one_of("method", method, METHODS)
+    one_of("which", which, ("largest", "smallest"))
+    k = as_int("k", k, low=1)
+    tol = as_float("tol", tol, low=0.0)
+    g, x = _flat(f, params)
+    n = x.size
+    if k > n:
+        raise ConfigError(f"k: expected at most {n} (the number of parameters), got {k}")
+    if method == "lanczos" and k == n:  # ARPACK needs k < n; all eigenvalues are asked for anyway
+        method = "exact"
+    if method == "exact":
+        w, V = np.linalg.eigh(hessian(f, params))
+        idx = np.arange(n)[::-1][:k] if which == "largest" else np.arange(k)
+        return Eigen(w[idx], V[:, idx].T, "exact")
+    mv, x = _hvp_fn(f, params)
+    v0 = np.asarray(jax.random.normal(jax.random.key(key) if isinstance(key, int) else key, (n,), x.dtype))
+    if method == "power":
+        if k != 1:
+            raise ConfigError(f"k: power iteration finds one eigenvalue, expected k=1, got {k}")
+        cap = 10_000 if max_iter is None else as_int("max_iter", max_iter, low=1)
+        top, v, ok = _power(mv, jnp.asarray(v0), shift=0.0, tol=tol, max_iter=cap)
+        if which == "largest" and top < 0:  # the dominant eigenvalue was negative: shift past it
+            top, v, ok = _power(mv, jnp.asarray(v0), shift=top, tol=tol, max_iter=cap)
+        if which == "smallest":
+            shift = abs(top) if top > 0 else 0.0
+            lam, v, ok = _power(mv, jnp.asarray(v0), shift=shift, tol=tol, max_iter=cap)
+            top = lam if shift else top
+        if not ok:
+            raise NumericalError(f"power iteration did not converge in {cap} steps (tol={tol}); "
+                                 "try method='lanczos'")
+        return Eigen(np.array([top]), v[None, :], "power")
+    op = LinearOperator((n, n), matvec=lambda v: np.asarray(mv(jnp.asarray(v.ravel()))), dtype=np.float64)
+    try:
+        w, V = eigsh(op, k=k, which="LA" if which == "largest" else "SA", tol=tol, v0=v0,
+                     maxiter=max_iter)
+    except ArpackNoConvergence as exc:
+        raise NumericalError(f"Lanczos (ARPACK) did not converge: {exc}; raise max_iter or tol") from exc
+    order = np.argsort(w)[::-1] if which == "largest" else np.argsort(w)
+    return Eigen(w[order], V[:, order].T, "lanczos")
+
+
+def sharpness(f, params, *, method: str = "lanczos", tol: float = 1e-10) -> float:
+    """The top Hessian eigenvalue (see the module docstring for the normalisation)."""
+    return float(top_eigenvalues(f, params, k=1, which="largest", method=method, tol=tol).values[0])
+
+
+def morse_index(f, params, *, tol: float = 1e-8, method: str = "exact", max_index: int = 20) -> int:
+    """Number of Hessian eigenvalues below ``-tol * max(1, |lambda|_max)``: 0 at a minimum, > 0 at a strict saddle.
+
+    ``method="lanczos"`` computes the ``max_index`` smallest eigenvalues and so counts at most that many.
+    """
+    one_of("method", method, ("exact", "lanczos"))
+    if method == "exact":
+        w = np.linalg.eigvalsh(hessian(f, params))
+        scale = max(1.0, float(np.abs(w).max()))
+        return int(np.sum(w < -tol * scale))
+    n = ravel_pytree(tuple(params))[0].size
+    w = top_eigenvalues(f, params, k=min(max_index, n - 1), which="smallest", method="lanczos").values
+    top = top_eigenvalues(f, params, k=1, method="lanczos").values[0]
+    return int(np.sum(w < -tol * max(1.0, abs(top), float(np.abs(w).max()))))
