@@ -344,45 +344,53 @@ def flattest_minimum(prob: Regression, widths: Sequence[int], *, tol: float = 1e
     return tuple(jnp.asarray(W) for W in padded)
 
 
-def _gauge_optimise(Wb, Sh, lam_star, x0, tol):
+def _gauge_weights(x, Wb):
     N, r = len(Wb), Wb[0].shape[0]
-    Wb = [jnp.asarray(W) for W in Wb]
+    G = [jnp.eye(r) + x[k * r * r:(k + 1) * r * r].reshape(r, r) for k in range(N - 1)]
+    out = []
+    for i, W in enumerate(Wb):
+        W = G[i] @ W if i < N - 1 else W
+        out.append(jnp.linalg.solve(G[i - 1].T, W.T).T if i > 0 else W)
+    return out
+
+
+def _soft_max(x, beta, Wb, Sh):
+    """``(1/beta) log tr exp(beta K)`` for the sharpness operator K of the gauged weights: a smooth
+    upper bound on its top eigenvalue, tight to ``log(multiplicity) / beta``."""
+    Ws = _gauge_weights(x, Wb)
+    N, K = len(Ws), 0.0
+    for i in range(N):
+        P = jnp.eye(Ws[i].shape[0])
+        for W in Ws[i + 1:]:
+            P = W @ P
+        Q = Sh
+        for W in Ws[:i]:
+            Q = W @ Q
+        K = K + jnp.kron(Q.T @ Q, P @ P.T)
+    e = jnp.linalg.eigvalsh(K)
+    return e[-1] + jnp.log(jnp.sum(jnp.exp(beta * (e - e[-1])))) / beta
+
+
+_soft_max_vg = jax.jit(jax.value_and_grad(_soft_max))  # compiled once per shape
+
+
+def _gauge_optimise(Wb, Sh, lam_star, x0, tol):
+    Wb = tuple(jnp.asarray(W) for W in Wb)
     Shj = jnp.asarray(Sh)
 
-    def weights(x):
-        G = [jnp.eye(r) + x[k * r * r:(k + 1) * r * r].reshape(r, r) for k in range(N - 1)]
-        out = []
-        for i, W in enumerate(Wb):
-            W = G[i] @ W if i < N - 1 else W
-            out.append(jnp.linalg.solve(G[i - 1].T, W.T).T if i > 0 else W)
-        return out
+    def fun(z, b):
+        v, g = _soft_max_vg(jnp.asarray(z), b, Wb, Shj)
+        return float(v), np.asarray(g, dtype=np.float64)
 
-    def soft_max(x, beta):
-        Ws = weights(x)
-        K = 0.0
-        for i in range(N):
-            P = jnp.eye(Ws[i].shape[0])
-            for W in Ws[i + 1:]:
-                P = W @ P
-            Q = Shj
-            for W in Ws[:i]:
-                Q = W @ Q
-            K = K + jnp.kron(Q.T @ Q, P @ P.T)
-        e = jnp.linalg.eigvalsh(K)
-        return e[-1] + jnp.log(jnp.sum(jnp.exp(beta * (e - e[-1])))) / beta
-
-    vg = jax.jit(jax.value_and_grad(soft_max))
-    fun = lambda z, b: tuple(np.asarray(a, dtype=np.float64) for a in vg(jnp.asarray(z), b))
     x = np.asarray(x0, dtype=np.float64)
+    # continuation in the temperature: smooth first, then sharpen towards the true maximum
     for beta in 10.0 ** np.arange(0, 11):
-        r_ = so.minimize(fun, x, args=(beta / lam_star,), jac=True, method="L-BFGS-B",
-                         options={"maxiter": 3000, "gtol": 1e-15, "ftol": 1e-16})
-        x = r_.x
-        Ws = [np.asarray(W) for W in weights(jnp.asarray(x))]
-        As, Bs = _factors(Ws, Sh)
-        if _top_kron_sum(As, Bs, "exact") <= (1 + tol / 10) * lam_star:
+        x = so.minimize(fun, x, args=(beta / lam_star,), jac=True, method="L-BFGS-B",
+                        options={"maxiter": 3000, "gtol": 1e-15, "ftol": 1e-16}).x
+        Ws = [np.asarray(W) for W in _gauge_weights(jnp.asarray(x), Wb)]
+        if _top_kron_sum(*_factors(Ws, Sh), "exact") <= (1 + tol / 10) * lam_star:
             break
-    return [np.asarray(W) for W in weights(jnp.asarray(x))]
+    return Ws
 
 
 # -- gains and coupling ----------------------------------------------------------------------------
