@@ -68,11 +68,17 @@ def test_sharpness_matches_autodiff_hessian(rng, widths, cond):
     r = min(widths)
     T = rng.normal(size=(dN, r)) @ rng.normal(size=(r, d0))  # rank <= narrowest width
     prob = moments(T, random_spd(rng, d0, cond))
-    for _ in range(2):
+    for rep in range(2):
         Ws = gl_minimum(rng, T, widths)
         ref = dense_top(prob, Ws)
         assert flat.sharpness_at_minimum(prob, Ws) == pytest.approx(ref, rel=1e-9)
         assert flat.sharpness_at_minimum(prob, Ws, method="lanczos") == pytest.approx(ref, rel=1e-9)
+        if rep:
+            continue
+        # the core's curvature module: dense Hessian and Lanczos on Hessian-vector products
+        obj = dl.Objective(prob)
+        assert dl.curvature.sharpness(obj, Ws, method="exact") == pytest.approx(ref, rel=1e-9)
+        assert dl.curvature.sharpness(obj, Ws, method="lanczos") == pytest.approx(ref, rel=1e-8)
         # the paper's 1/2 loss: half the library value, checked against the Hessian of loss / 2
         assert flat.sharpness_at_minimum(prob, Ws, half=True) == pytest.approx(
             dense_top(prob, Ws, 0.5), rel=1e-9)
