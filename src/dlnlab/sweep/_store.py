@@ -1,0 +1,138 @@
+"""The content-addressed run store: plain files, atomic writes, safe to kill at any moment.
+
+Layout of a store folder::
+
+    runs/<run_id>.npz     trajectories (NumPy arrays; written first, loaded with allow_pickle=False)
+    runs/<run_id>.json    {run_id, function, version, config, status, message, metrics, seconds}: the commit
+                          marker, written last, so a run is done exactly when its JSON exists and parses
+    sweep.json            the last sweep spec run here (for `dlnlab plot`)
+    results.parquet       one row per run of that sweep: config fields, metrics, status
+    .lock                 held while a sweep writes (a second sweep on the same folder is refused)
+
+Every file is written to a temporary name and renamed into place (:mod:`dlnlab.report._io`), so a sweep killed
+with SIGKILL leaves complete files and, at worst, temporaries that the next run removes. Failed runs are stored
+too (status ``"failed"`` with the error) and retried by the next sweep; diverged runs are results and kept.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..report._io import TMP_SUFFIX, atomic_write_bytes, atomic_write_text
+
+__all__ = ["Store", "load_trajectory"]
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, float) and x in (float("inf"), float("-inf")):
+        return str(x)
+    return x
+
+
+class Store:
+    """A store folder. Use as a context manager to hold its lock while writing."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+        self._lock = None
+
+    def __enter__(self):
+        from filelock import FileLock, Timeout
+
+        try:
+            self.runs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"out: cannot write to {str(self.root)!r} ({exc.strerror or exc})") from None
+        self._lock = FileLock(str(self.root / ".lock"))
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigError(f"out: another sweep is writing to {str(self.root)!r}; wait for it or use "
+                              "another folder") from None
+        self.clean()
+        return self
+
+    def __exit__(self, *exc):
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def clean(self) -> int:
+        """Remove temporaries left by a killed writer; returns how many."""
+        n = 0
+        for folder in (self.root, self.runs):
+            for p in folder.glob(f".*{TMP_SUFFIX}"):
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
+
+    def record(self, rid: str) -> dict | None:
+        """The stored record of a run, or None when it is absent or unreadable."""
+        try:
+            rec = json.loads((self.runs / f"{rid}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return rec if isinstance(rec, dict) and rec.get("run_id") == rid else None
+
+    def is_done(self, rid: str) -> bool:
+        rec = self.record(rid)
+        return rec is not None and rec.get("status") != "failed" and (self.runs / f"{rid}.npz").is_file()
+
+    def write(self, rid: str, *, function: str, version: str, config: dict, outcome: dict,
+              seconds: float) -> dict:
+        """Store one run: trajectories first, then the JSON record that marks it done."""
+        traj = {k: np.asarray(v) for k, v in (outcome.get("trajectory") or {}).items()}
+        for k, v in traj.items():
+            if v.dtype == object:
+                raise ConfigError(f"trajectory {k!r}: expected a numeric array, got dtype object")
+        buf = io.BytesIO()
+        np.savez(buf, **traj)
+        atomic_write_bytes(self.runs / f"{rid}.npz", buf.getvalue())
+        rec = {"run_id": rid, "function": function, "version": version, "config": config,
+               "status": str(outcome.get("status", "failed")), "message": str(outcome.get("message", "")),
+               "metrics": {k: float(v) for k, v in (outcome.get("metrics") or {}).items()},
+               "seconds": float(seconds)}
+        atomic_write_text(self.runs / f"{rid}.json", json.dumps(_json_safe(rec), sort_keys=True))
+        return rec
+
+    def table(self, rids, *, metrics=()):
+        """The pandas DataFrame of the given runs (one row each: run_id, config, metrics, status)."""
+        import pandas as pd
+
+        rows = []
+        for rid in rids:
+            rec = self.record(rid)
+            if rec is None:
+                continue
+            cfg = {k: (json.dumps(v) if isinstance(v, list) else v) for k, v in rec["config"].items()}
+            m = {k: (float("nan") if v is None else float(v)) for k, v in rec.get("metrics", {}).items()}
+            rows.append({"run_id": rid, **cfg, **{k: m.get(k, float("nan")) for k in metrics}, **{
+                k: v for k, v in m.items() if k not in metrics}, "status": rec["status"],
+                "message": rec.get("message", ""), "seconds": rec.get("seconds", float("nan"))})
+        return pd.DataFrame(rows)
+
+    def write_table(self, df, name: str = "results.parquet") -> Path:
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return atomic_write_bytes(self.root / name, buf.getvalue())
+
+
+def load_trajectory(out, rid: str) -> dict[str, np.ndarray]:
+    """The stored trajectory arrays of run ``rid`` in store ``out`` (never unpickles)."""
+    path = Path(out) / "runs" / f"{rid}.npz"
+    if not path.is_file():
+        raise ConfigError(f"run_id: no stored trajectory {rid!r} under {str(out)!r}")
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
