@@ -1,12 +1,14 @@
-"""Run registered experiments and write what they found: claims.json, results.parquet, figures/, report.html.
+"""Run registered experiments and write what they found: claims.json, results.parquet, figures/,
+report.html.
 
-Used by ``dlnlab reproduce`` (the CLI only parses arguments and calls :func:`reproduce`). A step that raises is
-not allowed to kill the run: it becomes a failed claim ``<step>_crashed`` that says which step crashed and why,
-and the remaining steps and experiments still run. ``claims.json`` is rewritten (atomically) after every
-experiment, so an interrupted run keeps what it already established.
+Used by ``dlnlab reproduce`` (the CLI only parses arguments and calls :func:`reproduce`). A step
+that raises is
+not allowed to kill the run: it becomes a failed claim ``<step>_crashed`` that says which step
+crashed and why, and the remaining steps and experiments still run. ``claims.json`` is rewritten
+(atomically) after every experiment, so an interrupted run keeps what it already established.
 
-Output layout (``claims.json`` is a list of ``{paper, claim, statement, expected, measured, tolerance,
-passed}`` as fixed in DESIGN.md)::
+Output layout (``claims.json`` is a list of ``{paper, claim, statement, expected, measured,
+tolerance, passed}`` as fixed in DESIGN.md)::
 
     DIR/claims.json  DIR/results.parquet  DIR/figures/<paper>_<name>.{svg,png}  DIR/report.html
 
@@ -28,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._checks import as_int
-from ..report._io import atomic_write_bytes, atomic_write_text
 from ..errors import ConfigError
+from ..report._io import atomic_write_bytes, atomic_write_text
 from ._base import Claim, Context, Experiment, get, names
 
 __all__ = ["reproduce", "Summary", "prepare_out", "resolve", "rows_to_frame"]
@@ -69,14 +71,15 @@ def prepare_out(out) -> Path:
 
 
 def resolve(selection: Sequence[str] | str) -> list[Experiment]:
-    """Experiments named in ``selection`` (``"all"`` means every registered one), in a stable order."""
+    """Experiments named in ``selection`` (``"all"`` means every registered one), in a stable
+    order."""
     if isinstance(selection, str):
         selection = [selection]
     if not selection:
         raise ConfigError("experiment: expected a name or 'all', got nothing")
     chosen: list[str] = []
     for name in selection:
-        for n in (names() if name == "all" else [name]):
+        for n in names() if name == "all" else [name]:
             get(n)  # raises a ConfigError listing the valid names
             if n not in chosen:
                 chosen.append(n)
@@ -87,8 +90,15 @@ def _crash_claim(paper: str, step: str, exc: BaseException) -> Claim:
     where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
     why = f"{type(exc).__name__}: {exc}".strip()
-    return Claim(paper, f"{step}_crashed", f"step {step!r} ran to completion", expected="no exception",
-                 measured=f"step {step!r} raised {why}{at}", tolerance=None, passed=False)
+    return Claim(
+        paper,
+        f"{step}_crashed",
+        f"step {step!r} ran to completion",
+        expected="no exception",
+        measured=f"step {step!r} raised {why}{at}",
+        tolerance=None,
+        passed=False,
+    )
 
 
 def run_experiment(exp: Experiment, ctx: Context, *, on_step=None) -> None:
@@ -109,7 +119,8 @@ def run_experiment(exp: Experiment, ctx: Context, *, on_step=None) -> None:
 
 
 def rows_to_frame(rows: list[dict]):
-    """A pandas DataFrame from heterogeneous result rows; columns Parquet cannot hold become JSON text."""
+    """A pandas DataFrame from heterogeneous result rows; columns Parquet cannot hold become JSON
+    text."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
@@ -148,11 +159,23 @@ class _Display:
         self.progress = None
         if not quiet:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.console = console or Console(stderr=True)
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=self.console, transient=False)
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
+            )
 
     def __enter__(self):
         if self.progress is not None:
@@ -177,17 +200,32 @@ class _Display:
             return
         n_bad = sum(not c.passed for c in claims)
         mark = "[green]all passed[/]" if n_bad == 0 else f"[red]{n_bad} failed[/]"
-        self.progress.update(task, completed=len(exp.steps),
-                             description=f"[bold]{exp.name}[/] {len(claims)} claims, {mark}")
+        self.progress.update(
+            task,
+            completed=len(exp.steps),
+            description=f"[bold]{exp.name}[/] {len(claims)} claims, {mark}",
+        )
         for c in claims:
             colour, word = ("green", "PASS") if c.passed else ("red", "FAIL")
-            self.progress.console.print(f"  [{colour}]{word}[/] {exp.name}/{c.claim}", highlight=False)
+            self.progress.console.print(
+                f"  [{colour}]{word}[/] {exp.name}/{c.claim}", highlight=False
+            )
         self.progress.console.print(f"  {exp.name}: {seconds:.1f} s", style="dim", highlight=False)
 
 
-def reproduce(selection: Sequence[str] | str, *, out, quick: bool = False, seed: int = 0, quiet: bool = False,
-              report: bool = True, console=None, command: str | None = None) -> Summary:
-    """Run the selected experiments and write DIR/claims.json, results.parquet, figures/ and report.html.
+def reproduce(
+    selection: Sequence[str] | str,
+    *,
+    out,
+    quick: bool = False,
+    seed: int = 0,
+    quiet: bool = False,
+    report: bool = True,
+    console=None,
+    command: str | None = None,
+) -> Summary:
+    """Run the selected experiments and write DIR/claims.json, results.parquet, figures/ and
+    report.html.
 
     Args:
         selection: experiment names, or ``"all"``.
@@ -199,7 +237,8 @@ def reproduce(selection: Sequence[str] | str, *, out, quick: bool = False, seed:
         command: the command line, recorded in the report.
 
     Raises:
-        ConfigError: an unknown experiment, a bad seed or an unwritable ``out`` (before anything runs).
+        ConfigError: an unknown experiment, a bad seed or an unwritable ``out`` (before anything
+            runs).
     """
     experiments = resolve(selection)
     seed = as_int("seed", seed, low=0)
@@ -214,7 +253,9 @@ def reproduce(selection: Sequence[str] | str, *, out, quick: bool = False, seed:
             task = display.start(exp)
             t0 = time.perf_counter()
             count = iter(range(len(exp.steps)))
-            run_experiment(exp, ctx, on_step=lambda n, e=exp, t=task: display.step(t, e, n, next(count)))
+            run_experiment(
+                exp, ctx, on_step=lambda n, e=exp, t=task, c=count: display.step(t, e, n, next(c))
+            )
             summary.seconds[exp.name] = time.perf_counter() - t0
             summary.claims.extend(ctx.claims)
             rows.extend(ctx.rows)
@@ -227,11 +268,17 @@ def reproduce(selection: Sequence[str] | str, *, out, quick: bool = False, seed:
     if report:
         from ..report import write_report
 
-        config = {"command": command or "", "experiments": ", ".join(e.name for e in experiments),
-                  "quick": quick, "seed": seed, "out": str(path),
-                  "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-                  "wall time (s)": round(time.time() - started, 1),
-                  **{f"time {k} (s)": round(v, 1) for k, v in summary.seconds.items()}}
-        summary.files["report"] = write_report(path, claims=summary.claims, experiments=experiments,
-                                               figures=figures, config=config)
+        config = {
+            "command": command or "",
+            "experiments": ", ".join(e.name for e in experiments),
+            "quick": quick,
+            "seed": seed,
+            "out": str(path),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+            "wall time (s)": round(time.time() - started, 1),
+            **{f"time {k} (s)": round(v, 1) for k, v in summary.seconds.items()},
+        }
+        summary.files["report"] = write_report(
+            path, claims=summary.claims, experiments=experiments, figures=figures, config=config
+        )
     return summary

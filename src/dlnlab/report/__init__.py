@@ -1,4 +1,5 @@
-"""Reports and figures: the self-contained HTML report and sweep plots (lines with seed bands, heatmaps).
+"""Reports and figures: the self-contained HTML report and sweep plots (lines with seed bands,
+heatmaps).
 
 Example:
     >>> from dlnlab.report import write_report

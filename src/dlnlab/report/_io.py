@@ -1,8 +1,9 @@
 """Atomic file writes shared by the report, the experiment runner and the sweep store.
 
-A file is written to a temporary name in the same folder, flushed to disk and renamed over the target
-(``os.replace`` is atomic on POSIX and Windows), so a reader or a run killed mid-write sees either the old file
-or the whole new one, never a truncated one. Leftover temporaries are named ``.<name>.<random>.tmp``.
+A file is written to a temporary name in the same folder, flushed to disk and renamed over the
+target (``os.replace`` is atomic on POSIX and Windows), so a reader or a run killed mid-write sees
+either the old file or the whole new one, never a truncated one. Leftover temporaries are named
+``.<name>.<random>.tmp``.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """Sweep figures: lines with seed bands for 1-D grids, heatmaps (phase diagrams) for 2-D grids.
 
-A sweep table has one row per run: config columns, a ``seed`` column, metric columns and ``status``. For every
-metric the runs are grouped by the plotted axes; across seeds (and across any axes not plotted) the line shows
-the mean and the band spans min to max, the heatmap shows the mean. Runs whose metric is not finite (diverged)
-are left out of the statistics; an extra panel ``diverged_fraction`` shows where they happened.
+A sweep table has one row per run: config columns, a ``seed`` column, metric columns and ``status``.
+For every metric the runs are grouped by the plotted axes; across seeds (and across any axes not
+plotted) the line shows the mean and the band spans min to max, the heatmap shows the mean. Runs
+whose metric is not finite (diverged) are left out of the statistics; an extra panel
+``diverged_fraction`` shows where they happened.
 
 Example:
     >>> import pandas as pd
     >>> from dlnlab.report import plot_sweep
-    >>> df = pd.DataFrame({"lr": [0.1, 0.1, 0.2, 0.2], "seed": [0, 1, 0, 1], "loss": [1.0, 1.2, 0.5, 0.4],
-    ...                    "status": ["max_steps"] * 4})
+    >>> df = pd.DataFrame({"lr": [0.1, 0.1, 0.2, 0.2], "seed": [0, 1, 0, 1],
+    ...                    "loss": [1.0, 1.2, 0.5, 0.4], "status": ["max_steps"] * 4})
     >>> paths = plot_sweep(df, axes=["lr"], metrics=["loss"], out="figs")   # doctest: +SKIP
 """
 
@@ -26,7 +27,9 @@ __all__ = ["plot_sweep"]
 
 
 def _log_scale(values) -> bool:
-    v = np.asarray([x for x in values if isinstance(x, (int, float)) and np.isfinite(x)], dtype=float)
+    v = np.asarray(
+        [x for x in values if isinstance(x, (int, float)) and np.isfinite(x)], dtype=float
+    )
     return v.size > 1 and bool(np.all(v > 0)) and v.max() / v.min() > 100
 
 
@@ -73,23 +76,32 @@ def _heatmap(fig, ax, df, x, y, metric):
             if vals.size:
                 grid[i, j] = vals.mean()
     finite = grid[np.isfinite(grid)]
-    norm = LogNorm(finite.min(), finite.max()) if finite.size and _log_scale(finite.tolist()) else None
+    norm = (
+        LogNorm(finite.min(), finite.max()) if finite.size and _log_scale(finite.tolist()) else None
+    )
     cmap = __import__("matplotlib").colormaps["viridis"].with_extremes(bad="#bbbbbb")
     mesh = ax.pcolormesh(np.ma.masked_invalid(grid), cmap=cmap, norm=norm)
     fig.colorbar(mesh, ax=ax, label=f"{metric} (mean)")
-    ax.set_xticks(np.arange(len(xs)) + 0.5, [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xs],
-                  rotation=45 if len(xs) > 6 else 0)
-    ax.set_yticks(np.arange(len(ys)) + 0.5, [f"{v:.3g}" if isinstance(v, float) else str(v) for v in ys])
+    ax.set_xticks(
+        np.arange(len(xs)) + 0.5,
+        [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xs],
+        rotation=45 if len(xs) > 6 else 0,
+    )
+    ax.set_yticks(
+        np.arange(len(ys)) + 0.5, [f"{v:.3g}" if isinstance(v, float) else str(v) for v in ys]
+    )
     ax.set(xlabel=x, ylabel=y)
 
 
-def plot_sweep(df, *, axes: Sequence[str], metrics: Sequence[str], out, prefix: str = "sweep") -> list[Path]:
+def plot_sweep(
+    df, *, axes: Sequence[str], metrics: Sequence[str], out, prefix: str = "sweep"
+) -> list[Path]:
     """Write one figure per metric (SVG and PNG) under ``out`` and return the PNG paths.
 
     Args:
         df: the sweep table (pandas DataFrame, one row per run).
-        axes: the config columns to plot against: one name gives lines with seed bands, two give heatmaps
-            (first name on the x axis). Other varying columns are pooled with the seeds.
+        axes: the config columns to plot against: one name gives lines with seed bands, two give
+            heatmaps (first name on the x axis). Other varying columns are pooled with the seeds.
         metrics: numeric columns to plot.
         out: folder for the figures (created).
     """
@@ -103,8 +115,10 @@ def plot_sweep(df, *, axes: Sequence[str], metrics: Sequence[str], out, prefix: 
         raise ConfigError(f"axes: expected one or two config fields to plot against, got {axes}")
     for name in [*axes, *metrics]:
         if name not in df.columns:
-            raise ConfigError(f"axes/metrics: {name!r} is not a column of the sweep table; "
-                              f"columns are {', '.join(map(str, df.columns))}")
+            raise ConfigError(
+                f"axes/metrics: {name!r} is not a column of the sweep table; "
+                f"columns are {', '.join(map(str, df.columns))}"
+            )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     df = df.copy()

@@ -1,8 +1,9 @@
 """Sweeps: config grids (cartesian and zipped axes, seeds) run on a content-addressed store.
 
-A sweep names a registered *sweepable function* (names only: a config file never imports code), a grid over its
-fields and seeds. Each run is stored under the hash of its normalised config and the dlnlab version; re-running
-skips what is stored; results go to a Parquet table and per-run trajectories to ``.npz`` files (no pickle).
+A sweep names a registered *sweepable function* (names only: a config file never imports code), a
+grid over its fields and seeds. Each run is stored under the hash of its normalised config and the
+dlnlab version; re-running skips what is stored; results go to a Parquet table and per-run
+trajectories to ``.npz`` files (no pickle).
 Executors: a local process pool (default) or Dask distributed, with bit-identical results.
 
 Example:

@@ -2,9 +2,10 @@
 
 Example:
     >>> import dlnlab as dl
-    >>> df = dl.sweep({"function": "teacher_regression", "fixed": {"steps": 200, "width": 8},
-    ...                "grid": {"init_scale": [0.01, 0.1]}, "seeds": 2}, out="sweeps/demo")  # doctest: +SKIP
-    >>> df[["init_scale", "seed", "final_loss", "status"]]                                    # doctest: +SKIP
+    >>> cfg = {"function": "teacher_regression", "fixed": {"steps": 200, "width": 8},
+    ...        "grid": {"init_scale": [0.01, 0.1]}, "seeds": 2}
+    >>> df = dl.sweep(cfg, out="sweeps/demo")                          # doctest: +SKIP
+    >>> df[["init_scale", "seed", "final_loss", "status"]]             # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ __all__ = ["sweep", "plot_store", "plan_batches"]
 
 
 def plan_batches(todo: list[tuple[str, dict]], fn) -> list[tuple[str, list[tuple[str, dict]]]]:
-    """Group runs that can share one compiled call, in a deterministic order, in chunks of ``batch_size``."""
+    """Group runs that can share one compiled call, in a deterministic order, in chunks of
+    ``batch_size``."""
     groups: dict[tuple, list] = defaultdict(list)
     for rid, cfg in todo:
         groups[fn.batch_key(cfg)].append((rid, cfg))
     out = []
     for key in sorted(groups, key=repr):
         runs = sorted(groups[key])
-        out += [(fn.name, runs[i:i + fn.batch_size]) for i in range(0, len(runs), fn.batch_size)]
+        out += [(fn.name, runs[i : i + fn.batch_size]) for i in range(0, len(runs), fn.batch_size)]
     return out
 
 
@@ -45,14 +47,29 @@ class _Progress:
         if quiet:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("failed [red]{task.fields[failed]}[/] diverged [yellow]{task.fields[diverged]}[/]"),
-            TextColumn("ETA"), TimeRemainingColumn(), console=console or Console(stderr=True))
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "failed [red]{task.fields[failed]}[/] diverged [yellow]{task.fields[diverged]}[/]"
+            ),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
+        )
         self.progress.start()
-        self.task = self.progress.add_task(label, total=total, completed=done, failed=0, diverged=diverged)
+        self.task = self.progress.add_task(
+            label, total=total, completed=done, failed=0, diverged=diverged
+        )
 
     def update(self, status: str):
         self.counts["done"] += 1
@@ -61,8 +78,12 @@ class _Progress:
         if status == "diverged":
             self.counts["diverged"] += 1
         if self.progress is not None:
-            self.progress.update(self.task, completed=self.counts["done"], failed=self.counts["failed"],
-                                 diverged=self.counts["diverged"])
+            self.progress.update(
+                self.task,
+                completed=self.counts["done"],
+                failed=self.counts["failed"],
+                diverged=self.counts["diverged"],
+            )
 
     def close(self):
         if self.progress is not None:
@@ -84,8 +105,8 @@ def _plot_metrics(df, metrics) -> list[str]:
 def plot_store(out, *, x: str | None = None, y: str | None = None, metrics=None) -> list[Path]:
     """Plot a finished sweep folder: lines with seed bands (one varying axis) or heatmaps (two).
 
-    ``x``/``y`` pick the config fields to plot against (default: the sweep's varying axes); ``metrics``
-    defaults to every metric that varies.
+    ``x``/``y`` pick the config fields to plot against (default: the sweep's varying axes);
+    ``metrics`` defaults to every metric that varies.
     """
     import pandas as pd
 
@@ -96,8 +117,9 @@ def plot_store(out, *, x: str | None = None, y: str | None = None, metrics=None)
         meta = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
         df = pd.read_parquet(out / "results.parquet")
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"out: {str(out)!r} holds no finished sweep (sweep.json and results.parquet): "
-                          f"{exc}") from None
+        raise ConfigError(
+            f"out: {str(out)!r} holds no finished sweep (sweep.json and results.parquet): {exc}"
+        ) from None
     axes = [a[0] for a in meta.get("varying_axes", [])]
     if x is not None:
         axes = [x] + ([y] if y is not None else [a for a in axes if a != x][:1])
@@ -106,31 +128,44 @@ def plot_store(out, *, x: str | None = None, y: str | None = None, metrics=None)
     if not axes:
         raise ConfigError("x: the sweep varies no field besides the seed; nothing to plot against")
     if len(axes) > 2:
-        raise ConfigError(f"x, y: the sweep varies {len(axes)} axes {axes}; choose two with --x and --y")
+        raise ConfigError(
+            f"x, y: the sweep varies {len(axes)} axes {axes}; choose two with --x and --y"
+        )
     chosen = list(metrics) if metrics else _plot_metrics(df, meta.get("metrics", []))
     return plot_sweep(df, axes=axes, metrics=chosen, out=out / "figures")
 
 
-def sweep(config, *, out=None, executor: str = "local", workers: int | None = None,
-          scheduler: str | None = None, quiet: bool = True, plot: bool = True, report: bool = True,
-          console=None):
+def sweep(
+    config,
+    *,
+    out=None,
+    executor: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    quiet: bool = True,
+    plot: bool = True,
+    report: bool = True,
+    console=None,
+):
     """Run a sweep and return its table (a pandas DataFrame, one row per run).
 
     Args:
-        config: a TOML file path, a TOML string or a dict (see :mod:`dlnlab.sweep._config` for the format).
-        out: the store folder; runs already stored there (same config, same dlnlab version) are not re-run.
+        config: a TOML file path, a TOML string or a dict (see :mod:`dlnlab.sweep._config` for the
+            format).
+        out: the store folder; runs already stored there (same config, same dlnlab version) are not
+            re-run.
             Default: a new temporary folder.
         executor: ``"local"`` (process pool) or ``"dask"``.
         workers: worker processes (default: the number of CPUs, at most the number of batches).
-        scheduler: ``tcp://HOST:PORT`` of a running Dask scheduler (executor ``"dask"``; default: start a
-            LocalCluster).
+        scheduler: ``tcp://HOST:PORT`` of a running Dask scheduler (executor ``"dask"``; default:
+            start a LocalCluster).
         quiet: no progress bar.
         plot, report: write figures (``out/figures``) and ``out/report.html``.
 
     Returns:
         DataFrame with ``run_id``, every config field, every metric, ``status`` (``"converged"``,
-        ``"max_steps"``, ``"diverged"``, ``"failed"``, ...), ``message`` and ``seconds``. Trajectories:
-        :func:`dlnlab.sweep.load_trajectory` ``(out, run_id)``.
+        ``"max_steps"``, ``"diverged"``, ``"failed"``, ...), ``message`` and ``seconds``.
+        Trajectories: :func:`dlnlab.sweep.load_trajectory` ``(out, run_id)``.
     """
     from .. import __version__
 
@@ -142,21 +177,35 @@ def sweep(config, *, out=None, executor: str = "local", workers: int | None = No
     out = Path(tempfile.mkdtemp(prefix="dlnlab-sweep-")) if out is None else Path(out).expanduser()
     started = time.time()
     with Store(out) as store:
-        meta = {**spec.to_dict(), "version": __version__, "runs": ids, "metrics": list(fn.metrics),
-                "varying_axes": [list(a) for a in spec.varying_axes]}
+        meta = {
+            **spec.to_dict(),
+            "version": __version__,
+            "runs": ids,
+            "metrics": list(fn.metrics),
+            "varying_axes": [list(a) for a in spec.varying_axes],
+        }
         atomic_write_text(out / "sweep.json", json.dumps(meta, indent=2))
-        todo = [(rid, cfg) for rid, cfg in zip(ids, configs) if not store.is_done(rid)]
+        todo = [(rid, cfg) for rid, cfg in zip(ids, configs, strict=True) if not store.is_done(rid)]
         skipped = len(ids) - len(todo)
-        diverged0 = sum(1 for rid in ids if (store.record(rid) or {}).get("status") == "diverged"
-                        and store.is_done(rid))
+        diverged0 = sum(
+            1
+            for rid in ids
+            if (store.record(rid) or {}).get("status") == "diverged" and store.is_done(rid)
+        )
         batches = plan_batches(todo, fn)
         progress = _Progress(quiet, len(ids), skipped, diverged0, spec.name or fn.name, console)
         try:
             tasks = [(name, [cfg for _, cfg in runs], fn.batch_size) for name, runs in batches]
             for bi, results in runner.run(tasks):
-                for (rid, cfg), (outcome, seconds) in zip(batches[bi][1], results):
-                    rec = store.write(rid, function=fn.name, version=__version__, config=cfg, outcome=outcome,
-                                      seconds=seconds)
+                for (rid, cfg), (outcome, seconds) in zip(batches[bi][1], results, strict=True):
+                    rec = store.write(
+                        rid,
+                        function=fn.name,
+                        version=__version__,
+                        config=cfg,
+                        outcome=outcome,
+                        seconds=seconds,
+                    )
                     progress.update(rec["status"])
         finally:
             progress.close()
@@ -169,16 +218,31 @@ def sweep(config, *, out=None, executor: str = "local", workers: int | None = No
             from ..report import write_report
 
             counts = df["status"].value_counts().to_dict() if len(df) else {}
-            summary = {"function": fn.name, "runs": len(ids), "already stored": skipped,
-                       "ran now": len(todo), **{f"status {k}": v for k, v in sorted(counts.items())},
-                       "axes": "; ".join(" + ".join(a) for a in spec.axes) or "-",
-                       "seeds": list(spec.seeds), "executor": runner.name,
-                       "wall time (s)": round(time.time() - started, 1)}
+            summary = {
+                "function": fn.name,
+                "runs": len(ids),
+                "already stored": skipped,
+                "ran now": len(todo),
+                **{f"status {k}": v for k, v in sorted(counts.items())},
+                "axes": "; ".join(" + ".join(a) for a in spec.axes) or "-",
+                "seeds": list(spec.seeds),
+                "executor": runner.name,
+                "wall time (s)": round(time.time() - started, 1),
+            }
             config_rows = {"config": json.dumps(spec.to_dict()), "out": str(out)}
-            write_report(out, claims=[], figures={}, config=config_rows,
-                         sweep={"name": spec.name or fn.name, "summary": summary, "figures": figures,
-                                "table": df.drop(columns=["message"], errors="ignore")},
-                         title=f"dlnlab sweep: {spec.name or fn.name}")
+            write_report(
+                out,
+                claims=[],
+                figures={},
+                config=config_rows,
+                sweep={
+                    "name": spec.name or fn.name,
+                    "summary": summary,
+                    "figures": figures,
+                    "table": df.drop(columns=["message"], errors="ignore"),
+                },
+                title=f"dlnlab sweep: {spec.name or fn.name}",
+            )
     if not quiet and console is not None:
         console.print(f"{len(ids)} runs ({skipped} already stored) -> {out}")
     return df

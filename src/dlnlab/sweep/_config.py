@@ -1,10 +1,11 @@
-"""Sweep configs: a function, fixed fields, a grid (cartesian axes and zipped axes) and seeds, from TOML or a dict.
+"""Sweep configs: a function, fixed fields, a grid (cartesian axes and zipped axes) and seeds, from
+TOML or a dict.
 
 Format (TOML; the same keys as a Python dict)::
 
     name = "init scale vs depth"        # optional, shown in the report
-    function = "teacher_regression"     # a registered sweepable function (see `dlnlab sweep --list`)
-    seeds = 3                           # 0, 1, 2; or an explicit list [0, 5, 7]
+    function = "teacher_regression"     # a registered sweepable function (see `dlnlab sweep
+    --list`) seeds = 3                           # 0, 1, 2; or an explicit list [0, 5, 7]
 
     [fixed]                             # fields shared by every run
     steps = 2000
@@ -13,14 +14,14 @@ Format (TOML; the same keys as a Python dict)::
     init_scale = [0.01, 0.1, 1.0]
     depth = [2, 3, 4]
 
-    [[zip]]                             # one zipped axis: the lists advance together (equal lengths)
-    width = [8, 16, 32]
+    [[zip]]                             # one zipped axis: the lists advance together (equal
+    lengths) width = [8, 16, 32]
     lr = [0.08, 0.04, 0.02]
 
-Runs = product of the grid axes x the zipped axes x the seeds. Every run config is normalised against the
-function's fields (defaults filled in, numbers canonical) and identified by
-``run_id = sha256(function, normalised config, dlnlab version)``: equal runs share one id, whichever sweep or
-file they come from, and a new library version never reuses stale results.
+Runs = product of the grid axes x the zipped axes x the seeds. Every run config is normalised
+against the function's fields (defaults filled in, numbers canonical) and identified by
+``run_id = sha256(function, normalised config, dlnlab version)``: equal runs share one id, whichever
+sweep or file they come from, and a new library version never reuses stale results.
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ _TOP = ("name", "function", "seeds", "fixed", "grid", "zip")
 
 
 def run_id(function: str, config: Mapping[str, Any], version: str | None = None) -> str:
-    """The content address of a run: a hash of the function name, its normalised config and the version."""
+    """The content address of a run: a hash of the function name, its normalised config and the
+    version."""
     if version is None:
         from .. import __version__ as version
-    text = json.dumps({"function": function, "config": config, "version": version}, sort_keys=True,
-                      separators=(",", ":"), allow_nan=False)
+    text = json.dumps(
+        {"function": function, "config": config, "version": version},
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -87,7 +93,10 @@ class SweepSpec:
         """The normalised config of every run (duplicates removed, deterministic order)."""
         fn = self.sweepable
         grid_axes = [[{k: v} for v in vals] for k, vals in self.grid.items()]
-        zip_axes = [[dict(zip(z, combo)) for combo in zip(*z.values())] for z in self.zips]
+        zip_axes = [
+            [dict(zip(z, combo, strict=True)) for combo in zip(*z.values(), strict=True)]
+            for z in self.zips
+        ]
         out, seen = [], set()
         for combo in itertools.product(*grid_axes, *zip_axes, [{"seed": s} for s in self.seeds]):
             cfg = dict(self.fixed)
@@ -101,8 +110,14 @@ class SweepSpec:
         return out
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "function": self.function, "fixed": self.fixed, "grid": self.grid,
-                "zip": list(self.zips), "seeds": list(self.seeds)}
+        return {
+            "name": self.name,
+            "function": self.function,
+            "fixed": self.fixed,
+            "grid": self.grid,
+            "zip": list(self.zips),
+            "seeds": list(self.seeds),
+        }
 
 
 def _seeds(value) -> tuple[int, ...]:
@@ -112,23 +127,34 @@ def _seeds(value) -> tuple[int, ...]:
         if value < 1:
             raise ConfigError(f"seeds: expected a count >= 1, got {value}")
         return tuple(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                 for s in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    ):
         if len(set(value)) != len(value):
             raise ConfigError(f"seeds: expected distinct seeds, got {value}")
         return tuple(value)
-    raise ConfigError(f"seeds: expected a count or a non-empty list of integers >= 0, got {value!r}")
+    raise ConfigError(
+        f"seeds: expected a count or a non-empty list of integers >= 0, got {value!r}"
+    )
 
 
 def spec_from_dict(data: Mapping[str, Any], *, source: str = "config") -> SweepSpec:
     """Validate a config dict (the parsed TOML) into a :class:`SweepSpec`."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a table of sweep settings, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a table of sweep settings, got {type(data).__name__}"
+        )
     unknown = sorted(set(data) - set(_TOP))
     if unknown:
-        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; expected some of {', '.join(_TOP)}")
+        raise ConfigError(
+            f"{source}: unknown key {unknown[0]!r}; expected some of {', '.join(_TOP)}"
+        )
     if "function" not in data:
-        raise ConfigError(f"function: missing from {source}; expected the name of a sweepable function")
+        raise ConfigError(
+            f"function: missing from {source}; expected the name of a sweepable function"
+        )
     fn = get_sweepable(data["function"])
     name = data.get("name", "")
     if not isinstance(name, str):
@@ -143,19 +169,26 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "config") -> SweepS
     if isinstance(zips, Mapping):
         zips = [zips]
     if not isinstance(zips, list) or not all(isinstance(z, Mapping) and z for z in zips):
-        raise ConfigError("zip: expected [[zip]] tables of field = [values], each with at least one field")
+        raise ConfigError(
+            "zip: expected [[zip]] tables of field = [values], each with at least one field"
+        )
     zips = [dict(z) for z in zips]
     owner: dict[str, str] = {}
     for where, fields in [("fixed", tables["fixed"]), ("grid", tables["grid"])] + [
-            (f"zip[{i}]", z) for i, z in enumerate(zips)]:
+        (f"zip[{i}]", z) for i, z in enumerate(zips)
+    ]:
         for k in fields:
             if k == "seed":
                 raise ConfigError(f"{where}.seed: set seeds with the top-level 'seeds' key")
             if k not in fn.all_fields:
-                raise ConfigError(f"{where}.{k}: not a field of sweep function {fn.name!r}; expected some of "
-                                  f"{', '.join(sorted(fn.all_fields))}")
+                raise ConfigError(
+                    f"{where}.{k}: not a field of sweep function {fn.name!r}; expected some of "
+                    f"{', '.join(sorted(fn.all_fields))}"
+                )
             if k in owner:
-                raise ConfigError(f"{where}.{k}: field already set in {owner[k]}; give each field one place")
+                raise ConfigError(
+                    f"{where}.{k}: field already set in {owner[k]}; give each field one place"
+                )
             owner[k] = where
     grid = {k: _axis_values(f"grid.{k}", v) for k, v in tables["grid"].items()}
     for i, z in enumerate(zips):
@@ -163,8 +196,9 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "config") -> SweepS
         if len(set(lengths.values())) != 1:
             raise ConfigError(f"zip[{i}]: expected lists of equal length, got lengths {lengths}")
     seeds = _seeds(data.get("seeds", 1))
-    spec = SweepSpec(function=fn.name, fixed=tables["fixed"], grid=grid, zips=tuple(zips), seeds=seeds,
-                     name=name)
+    spec = SweepSpec(
+        function=fn.name, fixed=tables["fixed"], grid=grid, zips=tuple(zips), seeds=seeds, name=name
+    )
     spec.expand()  # validate every run config now, before anything starts
     return spec
 
@@ -193,4 +227,6 @@ def load_spec(config) -> SweepSpec:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: malformed TOML ({exc})") from None
         return spec_from_dict(data, source=source)
-    raise ConfigError(f"config: expected a TOML path, a TOML string or a dict, got {type(config).__name__}")
+    raise ConfigError(
+        f"config: expected a TOML path, a TOML string or a dict, got {type(config).__name__}"
+    )

@@ -1,14 +1,16 @@
 """Where sweep batches run: a local process pool (default) or a Dask distributed cluster.
 
-Both executors call the same pure function, :func:`run_batch`, on the same batches, in worker processes with the
-same JAX settings (float64, one compute thread: ``--xla_cpu_multi_thread_eigen=false``, one BLAS/OpenMP
-thread), so a config gives bit-identical numbers on either (CPU). The settings are environment variables,
-applied before the worker imports JAX: the local pool and a Dask ``LocalCluster`` inherit them from this process;
-workers of an existing cluster must be started with them (see :func:`worker_environment` and docs/workflow.md).
+Both executors call the same pure function, :func:`run_batch`, on the same batches, in worker
+processes with the same JAX settings (float64, one compute thread:
+``--xla_cpu_multi_thread_eigen=false``, one BLAS/OpenMP thread), so a config gives bit-identical
+numbers on either (CPU). The settings are environment variables,
+applied before the worker imports JAX: the local pool and a Dask ``LocalCluster`` inherit them from
+this process; workers of an existing cluster must be started with them (see
+:func:`worker_environment` and docs/workflow.md).
 
-Batches are padded to the function's ``batch_size`` with copies of their last config, so every run goes through
-a compiled call of the same shape and its numbers never depend on which runs shared its batch (nor on what a
-previous, interrupted sweep already stored).
+Batches are padded to the function's ``batch_size`` with copies of their last config, so every run
+goes through a compiled call of the same shape and its numbers never depend on which runs shared its
+batch (nor on what a previous, interrupted sweep already stored).
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from collections.abc import Iterator
 
 from ..errors import ConfigError
 
-__all__ = ["run_batch", "worker_environment", "LocalExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
+__all__ = [
+    "run_batch",
+    "worker_environment",
+    "LocalExecutor",
+    "DaskExecutor",
+    "make_executor",
+    "EXECUTORS",
+]
 
 EXECUTORS = ("local", "dask")
 
@@ -31,8 +40,15 @@ def worker_environment() -> dict[str, str]:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_multi_thread_eigen" not in flags:
         flags = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
-    return {"XLA_FLAGS": flags, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "JAX_ENABLE_X64": "1", "DLNLAB_X64": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return {
+        "XLA_FLAGS": flags,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "JAX_ENABLE_X64": "1",
+        "DLNLAB_X64": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
 
 
 @contextlib.contextmanager
@@ -51,7 +67,8 @@ def _environ(env: dict[str, str]):
 
 
 def run_batch(function: str, configs: list[dict], batch_size: int) -> list[tuple[dict, float]]:
-    """Run one batch in this process: ``[(outcome, seconds_per_run), ...]``, one per config (padding dropped).
+    """Run one batch in this process: ``[(outcome, seconds_per_run), ...]``, one per config (padding
+    dropped).
 
     Never raises for a failing run: the error becomes outcomes with status ``"failed"``.
     """
@@ -68,10 +85,14 @@ def run_batch(function: str, configs: list[dict], batch_size: int) -> list[tuple
         padded = list(configs) + [configs[-1]] * max(0, batch_size - n)
         outcomes = list(fn.run_batch(padded))[:n]
         if len(outcomes) != n:
-            raise RuntimeError(f"{function}.run_batch returned {len(outcomes)} outcomes for {n} configs")
+            raise RuntimeError(
+                f"{function}.run_batch returned {len(outcomes)} outcomes for {n} configs"
+            )
     except Exception as exc:  # noqa: BLE001 - a failed batch is a result to store, not a crash
         msg = f"{type(exc).__name__}: {exc}"
-        outcomes = [{"status": "failed", "message": msg, "metrics": {}, "trajectory": {}} for _ in range(n)]
+        outcomes = [
+            {"status": "failed", "message": msg, "metrics": {}, "trajectory": {}} for _ in range(n)
+        ]
     dt = (time.perf_counter() - t0) / max(n, 1)
     return [(o, dt) for o in outcomes]
 
@@ -92,7 +113,9 @@ class LocalExecutor:
             return
         n = min(self.workers or os.cpu_count() or 1, len(batches))
         with _environ(worker_environment()):
-            pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+            pool = ProcessPoolExecutor(
+                max_workers=n, mp_context=multiprocessing.get_context("spawn")
+            )
             try:
                 futures = {pool.submit(run_batch, *b): i for i, b in enumerate(batches)}
                 pending = set(futures)
@@ -105,7 +128,8 @@ class LocalExecutor:
 
 
 class DaskExecutor:
-    """Submit batches to a Dask distributed scheduler, or to a LocalCluster started here when none is given."""
+    """Submit batches to a Dask distributed scheduler, or to a LocalCluster started here when none
+    is given."""
 
     name = "dask"
 
@@ -123,16 +147,28 @@ class DaskExecutor:
                 try:
                     client = stack.enter_context(Client(self.scheduler, timeout="10s"))
                 except (OSError, TimeoutError, ValueError) as exc:
-                    raise ConfigError(f"scheduler: cannot connect to {self.scheduler!r} ({exc})") from None
+                    raise ConfigError(
+                        f"scheduler: cannot connect to {self.scheduler!r} ({exc})"
+                    ) from None
             else:
                 stack.enter_context(_environ(worker_environment()))
                 n = min(self.workers or os.cpu_count() or 1, len(batches))
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                    silence_logs=logging.ERROR))
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=n,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=":0",
+                        silence_logs=logging.ERROR,
+                    )
+                )
                 client = stack.enter_context(Client(cluster))
-            futures = {client.submit(run_batch, *b, pure=False, key=f"dlnlab-batch-{i}-{time.time_ns()}"): i
-                       for i, b in enumerate(batches)}
+            futures = {
+                client.submit(
+                    run_batch, *b, pure=False, key=f"dlnlab-batch-{i}-{time.time_ns()}"
+                ): i
+                for i, b in enumerate(batches)
+            }
             try:
                 for fut in as_completed(list(futures)):
                     yield futures[fut], fut.result()
@@ -140,10 +176,14 @@ class DaskExecutor:
                 client.cancel(list(futures))
 
 
-def make_executor(executor: str = "local", *, workers: int | None = None, scheduler: str | None = None):
+def make_executor(
+    executor: str = "local", *, workers: int | None = None, scheduler: str | None = None
+):
     if executor not in EXECUTORS:
         raise ConfigError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
         raise ConfigError(f"workers: expected a positive integer, got {workers!r}")
     if scheduler is not None and executor != "dask":
         raise ConfigError("scheduler: only used with executor 'dask'")

@@ -1,19 +1,21 @@
 """Built-in sweepable functions.
 
-``teacher_regression``: a deep linear network trained on a linear teacher ``y = T x`` given by its moments.
-The teacher ``T = U diag(teacher_sv) V^T`` has random orthonormal ``U, V`` drawn from ``data_seed``; inputs have
-``Sxx = diag(1, ..., 1/input_anisotropy)`` (log-spaced, whitened when ``input_anisotropy = 1``) and a label noise
-floor ``noise_floor`` is added to ``Syy``. The net has ``depth`` weight matrices of hidden width ``width``;
-initialisation ``init`` (``"gaussian"`` with std ``init_scale``, ``"width_power"`` with variance
-``width**-gamma`` as in jacot2021, ``"fan_in"``/``"xavier"``/``"orthogonal"`` with gain ``init_scale``);
-``method = "gd"`` (``steps`` steps of size ``lr``) or ``"flow"`` (gradient flow to time ``t1``). Squared loss
-``E||f(x) - y||^2`` with no 1/2; ``weight_decay`` adds ``gamma sum ||W_i||_F^2``.
+``teacher_regression``: a deep linear network trained on a linear teacher ``y = T x`` given by its
+moments. The teacher ``T = U diag(teacher_sv) V^T`` has random orthonormal ``U, V`` drawn from
+``data_seed``; inputs have ``Sxx = diag(1, ..., 1/input_anisotropy)`` (log-spaced, whitened when
+``input_anisotropy = 1``) and a label noise floor ``noise_floor`` is added to ``Syy``. The net has
+``depth`` weight matrices of hidden width ``width``; initialisation ``init`` (``"gaussian"`` with
+std ``init_scale``, ``"width_power"`` with variance ``width**-gamma`` as in jacot2021,
+``"fan_in"``/``"xavier"``/``"orthogonal"`` with gain ``init_scale``); ``method = "gd"`` (``steps``
+steps of size ``lr``) or ``"flow"`` (gradient flow to time ``t1``). Squared loss ``E||f(x) - y||^2``
+with no 1/2; ``weight_decay`` adds ``gamma sum ||W_i||_F^2``.
 
-Metrics (one row each in the sweep table): ``final_loss``; ``excess_loss = final_loss - min_loss`` with
-``min_loss = Syy - tr(Syx Sxx^-1 Syx^T)`` the least-squares floor; ``effective_rank`` and ``numerical_rank``
-(rtol 1e-3) of the final end-to-end matrix; ``balancedness`` (normalised, 0 = balanced); ``fit_time``, the first
-recorded time at which the excess loss fell below 1e-3 of its initial value (NaN if never; steps for gd, flow
-time for flow); ``grad_evals``. Trajectories: ``times``, ``loss``, ``singular_values``, ``balancedness``.
+Metrics (one row each in the sweep table): ``final_loss``; ``excess_loss = final_loss - min_loss``
+with ``min_loss = Syy - tr(Syx Sxx^-1 Syx^T)`` the least-squares floor; ``effective_rank`` and
+``numerical_rank`` (rtol 1e-3) of the final end-to-end matrix; ``balancedness`` (normalised, 0 =
+balanced); ``fit_time``, the first recorded time at which the excess loss fell below 1e-3 of its
+initial value (NaN if never; steps for gd, flow time for flow); ``grad_evals``. Trajectories:
+``times``, ``loss``, ``singular_values``, ``balancedness``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,15 @@ _FIELDS = {
     "input_anisotropy": Field("float", 1.0, "condition number of Sxx (1 = whitened)", low=1.0),
     "noise_floor": Field("float", 0.1, "label noise added to Syy", low=0.0),
     "data_seed": Field("int", 0, "seed of the teacher's singular vectors", low=0),
-    "init": Field("str", "gaussian", "initialisation scheme",
-                  choices=("gaussian", "width_power", "fan_in", "xavier", "orthogonal")),
-    "init_scale": Field("float", 0.1, "std (gaussian) or gain (fan_in, xavier, orthogonal)", low=0.0),
+    "init": Field(
+        "str",
+        "gaussian",
+        "initialisation scheme",
+        choices=("gaussian", "width_power", "fan_in", "xavier", "orthogonal"),
+    ),
+    "init_scale": Field(
+        "float", 0.1, "std (gaussian) or gain (fan_in, xavier, orthogonal)", low=0.0
+    ),
     "gamma": Field("float", 1.0, "width_power: variance width**-gamma"),
     "method": Field("str", "gd", "training method", choices=("gd", "flow")),
     "lr": Field("float", 0.05, "gd step size", low=0.0),
@@ -46,14 +54,24 @@ _FIELDS = {
     "records": Field("int", 100, "number of recorded points along the trajectory", low=1),
 }
 _STATIC = ("d_in", "d_out", "width", "depth", "method", "steps", "t1", "records")
-_METRICS = ("final_loss", "excess_loss", "min_loss", "effective_rank", "numerical_rank", "balancedness",
-            "fit_time", "grad_evals")
+_METRICS = (
+    "final_loss",
+    "excess_loss",
+    "min_loss",
+    "effective_rank",
+    "numerical_rank",
+    "balancedness",
+    "fit_time",
+    "grad_evals",
+)
 
 
 def _check(cfg: dict) -> None:
     if len(cfg["teacher_sv"]) > min(cfg["d_in"], cfg["d_out"]):
-        raise ConfigError(f"teacher_sv: expected at most min(d_in, d_out) = {min(cfg['d_in'], cfg['d_out'])} "
-                          f"values, got {len(cfg['teacher_sv'])}")
+        raise ConfigError(
+            f"teacher_sv: expected at most min(d_in, d_out) = {min(cfg['d_in'], cfg['d_out'])} "
+            f"values, got {len(cfg['teacher_sv'])}"
+        )
     if cfg["method"] == "gd" and cfg["lr"] <= 0:
         raise ConfigError(f"lr: expected a positive step size for method 'gd', got {cfg['lr']}")
     if cfg["method"] == "flow" and cfg["t1"] <= 0:
@@ -99,15 +117,21 @@ def _outcome(run, floor: float) -> dict:
     p = s / s.sum() if s.sum() > 0 else s
     eff = float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0])))) if s.sum() > 0 else 0.0
     metrics = {
-        "final_loss": float(loss[-1]), "excess_loss": float(loss[-1] - floor), "min_loss": float(floor),
-        "effective_rank": eff, "numerical_rank": float(np.sum(s > 1e-3 * s[0])) if s[0] > 0 else 0.0,
+        "final_loss": float(loss[-1]),
+        "excess_loss": float(loss[-1] - floor),
+        "min_loss": float(floor),
+        "effective_rank": eff,
+        "numerical_rank": float(np.sum(s > 1e-3 * s[0])) if s[0] > 0 else 0.0,
         "balancedness": float(run.history["balancedness"][-1]),
         "fit_time": float(run.times[hit[0]]) if hit.size else float("nan"),
         "grad_evals": float(run.n_grad_evals),
     }
-    traj = {"times": np.asarray(run.times, dtype=float), "loss": loss,
-            "singular_values": np.asarray(run.history["singular_values"], dtype=float),
-            "balancedness": np.asarray(run.history["balancedness"], dtype=float)}
+    traj = {
+        "times": np.asarray(run.times, dtype=float),
+        "loss": loss,
+        "singular_values": np.asarray(run.history["singular_values"], dtype=float),
+        "balancedness": np.asarray(run.history["balancedness"], dtype=float),
+    }
     return {"status": run.status, "message": run.message, "metrics": metrics, "trajectory": traj}
 
 
@@ -124,15 +148,34 @@ def _run_batch(configs: list[dict]) -> list[dict]:
         inits.append(params)
         floors.append(floor)
     if c0["method"] == "flow":
-        runs = train_batched(objectives, inits, method="flow", t1=c0["t1"],
-                             save_at=np.linspace(0.0, c0["t1"], c0["records"] + 1))
+        runs = train_batched(
+            objectives,
+            inits,
+            method="flow",
+            t1=c0["t1"],
+            save_at=np.linspace(0.0, c0["t1"], c0["records"] + 1),
+        )
     else:
-        runs = train_batched(objectives, inits, method="gd", lr=[cfg["lr"] for cfg in configs],
-                             steps=c0["steps"], record_every=max(1, c0["steps"] // c0["records"]))
-    return [_outcome(run, floor) for run, floor in zip(runs, floors)]
+        runs = train_batched(
+            objectives,
+            inits,
+            method="gd",
+            lr=[cfg["lr"] for cfg in configs],
+            steps=c0["steps"],
+            record_every=max(1, c0["steps"] // c0["records"]),
+        )
+    return [_outcome(run, floor) for run, floor in zip(runs, floors, strict=True)]
 
 
-TEACHER_REGRESSION = register_sweepable(Sweepable(
-    name="teacher_regression", fields=_FIELDS, run_batch=_run_batch, static=_STATIC, metrics=_METRICS,
-    batch_size=8, check=_check, doc=__doc__.split("\n\n")[1],
-))
+TEACHER_REGRESSION = register_sweepable(
+    Sweepable(
+        name="teacher_regression",
+        fields=_FIELDS,
+        run_batch=_run_batch,
+        static=_STATIC,
+        metrics=_METRICS,
+        batch_size=8,
+        check=_check,
+        doc=__doc__.split("\n\n")[1],
+    )
+)

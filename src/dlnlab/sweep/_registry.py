@@ -1,12 +1,15 @@
-"""Sweepable functions: named experiment functions a sweep config may call (names only, never imports).
+"""Sweepable functions: named experiment functions a sweep config may call (names only, never
+imports).
 
-A sweep TOML names its function (``function = "teacher_regression"``); the name is looked up here, so a config
-file can never make dlnlab import or execute arbitrary code. Each :class:`Sweepable` declares its typed fields
-with defaults (the config is validated and *normalised* against them: defaults filled in, ``1`` and ``1.0``
-made the same float, so equal runs get equal hashes), which fields must agree for runs to share one compiled
-``dl.train_batched`` call (``static``), and ``run_batch(configs) -> outcomes``.
+A sweep TOML names its function (``function = "teacher_regression"``); the name is looked up here,
+so a config file can never make dlnlab import or execute arbitrary code. Each :class:`Sweepable`
+declares its typed fields with defaults (the config is validated and *normalised* against them:
+defaults filled in, ``1`` and ``1.0`` made the same float, so equal runs get equal hashes), which
+fields must agree for runs to share one compiled ``dl.train_batched`` call (``static``), and
+``run_batch(configs) -> outcomes``.
 
-An outcome is a dict ``{"status": str, "message": str, "metrics": {name: float}, "trajectory": {name: array}}``.
+An outcome is a dict ``{"status": str, "message": str, "metrics": {name: float}, "trajectory":
+{name: array}}``.
 
 Example:
     >>> from dlnlab.sweep import sweepable_names
@@ -23,7 +26,14 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["Field", "Sweepable", "register_sweepable", "get_sweepable", "sweepable_names", "SWEEPABLES"]
+__all__ = [
+    "Field",
+    "Sweepable",
+    "register_sweepable",
+    "get_sweepable",
+    "sweepable_names",
+    "SWEEPABLES",
+]
 
 KINDS = ("int", "float", "str", "bool", "ints", "floats")
 
@@ -46,7 +56,11 @@ class Field:
     def normalise(self, name: str, value):
         """The canonical value (what is hashed) or a ConfigError naming the field."""
         if self.kind in ("ints", "floats"):
-            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+            if (
+                isinstance(value, (str, bytes))
+                or not isinstance(value, Sequence)
+                or len(value) == 0
+            ):
                 raise ConfigError(f"{name}: expected a non-empty list of numbers, got {value!r}")
             one = Field(self.kind[:-1], None, low=self.low, high=self.high)
             return tuple(one.normalise(f"{name}[{i}]", v) for i, v in enumerate(value))
@@ -73,7 +87,9 @@ class Field:
                 raise ConfigError(f"{name}: expected a finite number, got {value!r}")
             out = out + 0.0  # -0.0 and 0.0 hash alike
         if self.choices is not None and out not in self.choices:
-            raise ConfigError(f"{name}: expected one of {', '.join(map(repr, self.choices))}, got {value!r}")
+            raise ConfigError(
+                f"{name}: expected one of {', '.join(map(repr, self.choices))}, got {value!r}"
+            )
         if self.low is not None and out < self.low:
             raise ConfigError(f"{name}: expected a value >= {self.low}, got {value!r}")
         if self.high is not None and out > self.high:
@@ -87,12 +103,14 @@ class Sweepable:
 
     Args:
         name: the name used in sweep configs.
-        fields: field name -> :class:`Field`. ``seed`` is added automatically (the init seed of a run).
-        run_batch: ``run_batch(configs) -> list of outcomes``, one per config, for configs sharing ``static``.
+        fields: field name -> :class:`Field`. ``seed`` is added automatically (the init seed of a
+            run).
+        run_batch: ``run_batch(configs) -> list of outcomes``, one per config, for configs sharing
+            ``static``.
         static: fields that must be equal within a batch (they fix shapes or the compiled program).
         metrics: the names of the scalar metrics every outcome carries (columns of the table).
-        batch_size: runs per compiled call; batches are padded to this size, so the numbers of a run never
-            depend on which other runs shared its batch.
+        batch_size: runs per compiled call; batches are padded to this size, so the numbers of a run
+            never depend on which other runs shared its batch.
         check: optional ``check(config)`` for constraints between fields (raises ConfigError).
         doc: one paragraph shown by ``dlnlab sweep --list``.
     """
@@ -108,12 +126,17 @@ class Sweepable:
     all_fields: dict[str, Field] = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "all_fields",
-                           {**self.fields, "seed": Field("int", 0, "seed of the random initialisation", low=0)})
+        object.__setattr__(
+            self,
+            "all_fields",
+            {**self.fields, "seed": Field("int", 0, "seed of the random initialisation", low=0)},
+        )
         bad = set(self.static) - set(self.all_fields)
         if bad:
             raise ConfigError(f"static: {sorted(bad)} are not fields of {self.name!r}")
-        clash = set(self.metrics) & (set(self.all_fields) | {"status", "message", "run_id", "seconds"})
+        clash = set(self.metrics) & (
+            set(self.all_fields) | {"status", "message", "run_id", "seconds"}
+        )
         if clash:
             raise ConfigError(f"metrics: {sorted(clash)} clash with field or column names")
 
@@ -121,9 +144,13 @@ class Sweepable:
         """Fill defaults, validate every field and return the canonical config (sorted keys)."""
         unknown = sorted(set(config) - set(self.all_fields))
         if unknown:
-            raise ConfigError(f"{unknown[0]}: not a field of sweep function {self.name!r}; expected some of "
-                              f"{', '.join(sorted(self.all_fields))}")
-        out = {k: f.normalise(k, config.get(k, f.default)) for k, f in sorted(self.all_fields.items())}
+            raise ConfigError(
+                f"{unknown[0]}: not a field of sweep function {self.name!r}; expected some of "
+                f"{', '.join(sorted(self.all_fields))}"
+            )
+        out = {
+            k: f.normalise(k, config.get(k, f.default)) for k, f in sorted(self.all_fields.items())
+        }
         if self.check is not None:
             self.check(out)
         return out

@@ -3,15 +3,18 @@
 Layout of a store folder::
 
     runs/<run_id>.npz     trajectories (NumPy arrays; written first, loaded with allow_pickle=False)
-    runs/<run_id>.json    {run_id, function, version, config, status, message, metrics, seconds}: the commit
-                          marker, written last, so a run is done exactly when its JSON exists and parses
+    runs/<run_id>.json    {run_id, function, version, config, status, message, metrics, seconds}:
+    the commit
+                          marker, written last, so a run is done exactly when its JSON exists and
+                          parses
     sweep.json            the last sweep spec run here (for `dlnlab plot`)
     results.parquet       one row per run of that sweep: config fields, metrics, status
     .lock                 held while a sweep writes (a second sweep on the same folder is refused)
 
-Every file is written to a temporary name and renamed into place (:mod:`dlnlab.report._io`), so a sweep killed
-with SIGKILL leaves complete files and, at worst, temporaries that the next run removes. Failed runs are stored
-too (status ``"failed"`` with the error) and retried by the next sweep; diverged runs are results and kept.
+Every file is written to a temporary name and renamed into place (:mod:`dlnlab.report._io`), so a
+sweep killed with SIGKILL leaves complete files and, at worst, temporaries that the next run
+removes. Failed runs are stored too (status ``"failed"`` with the error) and retried by the next
+sweep; diverged runs are results and kept.
 """
 
 from __future__ import annotations
@@ -54,13 +57,17 @@ class Store:
         try:
             self.runs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"out: cannot write to {str(self.root)!r} ({exc.strerror or exc})") from None
+            raise ConfigError(
+                f"out: cannot write to {str(self.root)!r} ({exc.strerror or exc})"
+            ) from None
         self._lock = FileLock(str(self.root / ".lock"))
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
-            raise ConfigError(f"out: another sweep is writing to {str(self.root)!r}; wait for it or use "
-                              "another folder") from None
+            raise ConfigError(
+                f"out: another sweep is writing to {str(self.root)!r}; wait for it or use "
+                "another folder"
+            ) from None
         self.clean()
         return self
 
@@ -88,10 +95,15 @@ class Store:
 
     def is_done(self, rid: str) -> bool:
         rec = self.record(rid)
-        return rec is not None and rec.get("status") != "failed" and (self.runs / f"{rid}.npz").is_file()
+        return (
+            rec is not None
+            and rec.get("status") != "failed"
+            and (self.runs / f"{rid}.npz").is_file()
+        )
 
-    def write(self, rid: str, *, function: str, version: str, config: dict, outcome: dict,
-              seconds: float) -> dict:
+    def write(
+        self, rid: str, *, function: str, version: str, config: dict, outcome: dict, seconds: float
+    ) -> dict:
         """Store one run: trajectories first, then the JSON record that marks it done."""
         traj = {k: np.asarray(v) for k, v in (outcome.get("trajectory") or {}).items()}
         for k, v in traj.items():
@@ -100,15 +112,22 @@ class Store:
         buf = io.BytesIO()
         np.savez(buf, **traj)
         atomic_write_bytes(self.runs / f"{rid}.npz", buf.getvalue())
-        rec = {"run_id": rid, "function": function, "version": version, "config": config,
-               "status": str(outcome.get("status", "failed")), "message": str(outcome.get("message", "")),
-               "metrics": {k: float(v) for k, v in (outcome.get("metrics") or {}).items()},
-               "seconds": float(seconds)}
+        rec = {
+            "run_id": rid,
+            "function": function,
+            "version": version,
+            "config": config,
+            "status": str(outcome.get("status", "failed")),
+            "message": str(outcome.get("message", "")),
+            "metrics": {k: float(v) for k, v in (outcome.get("metrics") or {}).items()},
+            "seconds": float(seconds),
+        }
         atomic_write_text(self.runs / f"{rid}.json", json.dumps(_json_safe(rec), sort_keys=True))
         return rec
 
     def table(self, rids, *, metrics=()):
-        """The pandas DataFrame of the given runs (one row each: run_id, config, metrics, status)."""
+        """The pandas DataFrame of the given runs (one row each: run_id, config, metrics,
+        status)."""
         import pandas as pd
 
         rows = []
@@ -116,11 +135,24 @@ class Store:
             rec = self.record(rid)
             if rec is None:
                 continue
-            cfg = {k: (json.dumps(v) if isinstance(v, list) else v) for k, v in rec["config"].items()}
-            m = {k: (float("nan") if v is None else float(v)) for k, v in rec.get("metrics", {}).items()}
-            rows.append({"run_id": rid, **cfg, **{k: m.get(k, float("nan")) for k in metrics}, **{
-                k: v for k, v in m.items() if k not in metrics}, "status": rec["status"],
-                "message": rec.get("message", ""), "seconds": rec.get("seconds", float("nan"))})
+            cfg = {
+                k: (json.dumps(v) if isinstance(v, list) else v) for k, v in rec["config"].items()
+            }
+            m = {
+                k: (float("nan") if v is None else float(v))
+                for k, v in rec.get("metrics", {}).items()
+            }
+            rows.append(
+                {
+                    "run_id": rid,
+                    **cfg,
+                    **{k: m.get(k, float("nan")) for k in metrics},
+                    **{k: v for k, v in m.items() if k not in metrics},
+                    "status": rec["status"],
+                    "message": rec.get("message", ""),
+                    "seconds": rec.get("seconds", float("nan")),
+                }
+            )
         return pd.DataFrame(rows)
 
     def write_table(self, df, name: str = "results.parquet") -> Path:
