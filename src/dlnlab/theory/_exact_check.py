@@ -1,4 +1,5 @@
-"""Input validation and spectral set-up for :mod:`dlnlab.theory.exact` (one clear error per bad field)."""
+"""Input validation and spectral set-up for :mod:`dlnlab.theory.exact` (one clear error per bad
+field)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ _NULL_RTOL = 1e-12  # eigenvalues below this times the largest count as zero
 
 @dataclass(frozen=True)
 class Checked:
-    """Validated inputs. ``modes``: one ``(Mode, proj, left)`` per independent reduced problem, where the
-    mean end-to-end matrix of a point with group coefficients ``c`` is ``outer(left, c @ proj)`` and
-    ``proj.sum(0)`` is the mode's ``E[x y]``."""
+    """Validated inputs. ``modes``: one ``(Mode, proj, left)`` per independent reduced problem,
+    where the mean end-to-end matrix of a point with group coefficients ``c`` is ``outer(left, c @
+    proj)`` and ``proj.sum(0)`` is the mode's ``E[x y]``."""
 
     widths: tuple[int, ...]
     gammas: tuple[float, ...]
@@ -39,12 +40,16 @@ class Checked:
 def _widths(prob, widths) -> tuple[int, ...]:
     w = getattr(widths, "widths", widths)
     if isinstance(w, (str, bytes)) or not isinstance(w, Sequence):
-        raise ConfigError(f"widths: expected a sequence (d_in, h_1, ..., d_out) of positive integers, got {w!r}")
+        raise ConfigError(
+            f"widths: expected a sequence (d_in, h_1, ..., d_out) of positive integers, got {w!r}"
+        )
     w = tuple(as_int(f"widths[{i}]", x, low=1) for i, x in enumerate(w))
     if len(w) < 2:
         raise ConfigError(f"widths: expected at least (d_in, d_out), got {w}")
     if (w[0], w[-1]) != (prob.d_in, prob.d_out):
-        raise DataError(f"widths: {w} do not match the problem (d_in={prob.d_in}, d_out={prob.d_out})")
+        raise DataError(
+            f"widths: {w} do not match the problem (d_in={prob.d_in}, d_out={prob.d_out})"
+        )
     return w
 
 
@@ -58,13 +63,15 @@ def _gammas(weight_decay, L: int, positive: bool) -> tuple[float, ...]:
         g = tuple(as_float(f"weight_decay[{i}]", x, low=0.0) for i, x in enumerate(arr))
     else:
         raise ConfigError(
-            f"weight_decay: expected a number or {L} numbers (one per weight matrix), got {weight_decay!r}"
+            f"weight_decay: expected a number or {L} numbers (one per weight matrix), "
+            f"got {weight_decay!r}"
         )
     if positive and min(g) <= 0.0:
         raise ConfigError(f"profile: expected positive numbers, got {g}")
     if 0.0 in g and max(g) > 0.0 and L > 1:
         raise ConfigError(
-            f"weight_decay: expected all layers positive or all zero, got {g} (with some layers free the "
+            f"weight_decay: expected all layers positive or all zero, got {g} (with some "
+            "layers free the "
             "infimum shrinks the others to zero and is not attained)"
         )
     return g
@@ -78,7 +85,9 @@ def check_inputs(prob, widths, weight_decay, noise, *, positive: bool = False) -
     gam = _gammas(weight_decay, L, positive)
     geff = 0.0 if min(gam) == 0.0 else math.exp(sum(math.log(x) for x in gam) / L)
     if noise is not None and not isinstance(noise, (Dropout, MultiplicativeNoise)):
-        raise ConfigError(f"noise: expected None, dl.Dropout or dl.MultiplicativeNoise, got {noise!r}")
+        raise ConfigError(
+            f"noise: expected None, dl.Dropout or dl.MultiplicativeNoise, got {noise!r}"
+        )
     s2 = 0.0 if noise is None else float(noise.variance)
     k = math.prod(1.0 + s2 / h for h in w[1:-1])
     Sxx = np.asarray(prob.Sxx, dtype=float)
@@ -100,7 +109,8 @@ def _scalar_mode(Sxx, m, k, D, geff):
     m2 = float(m @ m)
     if (D >= 1 or geff == 0.0) and null.any() and float(e[null] @ e[null]) > 1e-12 * m2:
         raise DataError(
-            "prob: E[x y] has a component outside the range of Sxx (not the moments of any data set); the "
+            "prob: E[x y] has a component outside the range of Sxx (not the moments of any "
+            "data set); the "
             "loss is then unbounded below"
         )
     if not (D == 0 and geff > 0.0):
@@ -129,7 +139,8 @@ def _vector_modes(Sxx, Syx, D, s2):
     a = float(np.trace(Sxx)) / d
     if np.abs(Sxx - a * np.eye(d)).max() > 1e-10 * max(abs(a), 1e-300):
         raise DataError(
-            f"prob: vector outputs (d_out={Syx.shape[0]}) need isotropic inputs Sxx = a I (whitened data); "
+            f"prob: vector outputs (d_out={Syx.shape[0]}) need isotropic inputs Sxx = a I "
+            "(whitened data); "
             f"got Sxx with eigenvalues in [{np.linalg.eigvalsh(Sxx).min():.3g}, "
             f"{np.linalg.eigvalsh(Sxx).max():.3g}]"
         )
@@ -141,7 +152,9 @@ def _vector_modes(Sxx, Syx, D, s2):
     modes = []
     for i in range(len(s)):
         if s[i] > 1e-14 * max(s[0], 1e-300):
-            modes.append((Mode(np.array([a]), np.array([s[i] ** 2]), 1.0, D), s[i] * Vt[i][None, :], U[:, i]))
+            modes.append(
+                (Mode(np.array([a]), np.array([s[i] ** 2]), 1.0, D), s[i] * Vt[i][None, :], U[:, i])
+            )
     if not modes:
         modes.append((Mode(np.array([a]), np.array([0.0]), 1.0, D), np.zeros((1, d)), U[:, 0]))
     return tuple(modes)

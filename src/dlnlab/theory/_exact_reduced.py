@@ -1,9 +1,11 @@
-"""The one-dimensional reduced problem behind :mod:`dlnlab.theory.exact` (ziyin2022, Sections 2.3-2.6).
+"""The one-dimensional reduced problem behind :mod:`dlnlab.theory.exact` (ziyin2022, Sections
+2.3-2.6).
 
-Everything here is pure NumPy/SciPy on the spectral data of one "mode": eigenvalues ``a_j > 0`` of Sxx and
-squared components ``e2_j`` of ``E[x y]`` along them (equal eigenvalues grouped), the noise factor ``k``,
-the effective weight decay ``gamma`` (geometric mean over layers) and the number of hidden layers ``D``
-(the paper's depth; the library's depth is ``L = D + 1``). The function-space loss is
+Everything here is pure NumPy/SciPy on the spectral data of one "mode": eigenvalues ``a_j > 0`` of
+Sxx and squared components ``e2_j`` of ``E[x y]`` along them (equal eigenvalues grouped), the noise
+factor ``k``, the effective weight decay ``gamma`` (geometric mean over layers) and the number of
+hidden layers ``D`` (the paper's depth; the library's depth is ``L = D + 1``). The function-space
+loss is
 
     L_eff(v) = k v^T A v - 2 v^T m + Syy + (D + 1) gamma ||v||^(2/(D+1)),
 
@@ -40,7 +42,7 @@ class Mode:
     def m2(self) -> float:
         return float(self.e2.sum())
 
-    # -- the stationarity function, in s = log t -------------------------------------------------------
+    # -- the stationarity function, in s = log t --------------------------------------------------
     def _logw(self, s, gamma):
         """log(e2_j / (k a_j t^D + gamma)^2) for every grid point (rows) and group (columns)."""
         s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
@@ -54,8 +56,8 @@ class Mode:
         return out
 
     def dlog_g(self, s, gamma):
-        """``d log g / d s``: ``(D - 1) - 2 D <u>`` with ``u_j = k a_j t^D / (k a_j t^D + gamma)`` averaged
-        with the weights of :meth:`log_g`."""
+        """``d log g / d s``: ``(D - 1) - 2 D <u>`` with ``u_j = k a_j t^D / (k a_j t^D + gamma)``
+        averaged with the weights of :meth:`log_g`."""
         lw, lc = self._logw(s, gamma)
         s = np.atleast_1d(np.asarray(s, dtype=float))[:, None]
         x = lc + self.D * s
@@ -64,7 +66,8 @@ class Mode:
         return (self.D - 1) - 2.0 * self.D * (w * u).sum(axis=1) / w.sum(axis=1)
 
     def v_coef(self, t, gamma):
-        """Per-group coefficient c_j with v = sum_j c_j (projection of m on group j): t^D/(k a_j t^D+gamma)."""
+        """Per-group coefficient c_j with v = sum_j c_j (projection of m on group j): t^D/(k a_j
+        t^D+gamma)."""
         if t == 0.0:
             return np.zeros_like(self.a)
         if gamma == 0.0:
@@ -85,8 +88,8 @@ def _lse(x):
 
 
 def _bounds(mode: Mode, gamma: float) -> tuple[float, float]:
-    """An interval of s = log t outside which log g < 0 (no roots), from g <= t^(D-1) m2 / gamma^2 and
-    g <= t^(-D-1) ||(kA)^-1 m||^2."""
+    """An interval of s = log t outside which log g < 0 (no roots), from g <= t^(D-1) m2 / gamma^2
+    and g <= t^(-D-1) ||(kA)^-1 m||^2."""
     D = mode.D
     hi = math.log((mode.e2 / (mode.k * mode.a) ** 2).sum()) / (D + 1)
     lo = (2.0 * math.log(gamma) - math.log(mode.m2)) / (D - 1) if D >= 2 else hi - 60.0
@@ -96,11 +99,10 @@ def _bounds(mode: Mode, gamma: float) -> tuple[float, float]:
 def stationary_ts(mode: Mode, gamma: float) -> np.ndarray:
     """All ``t > 0`` with ``g(t) = 1`` (sorted). D = 0 and gamma = 0 are handled by the caller.
 
-    D = 1: ``g`` is strictly decreasing from ``m2 / gamma^2``: at most one root. D >= 2: roots come in pairs;
-    they are bracketed on the monotone pieces of ``log g`` between its critical points, which are found as
-    sign changes of the analytic derivative on a log-grid fine compared with the width (~1/D in log t) of the
-    features of ``log g``, then refined with brentq.
-    """
+    D = 1: ``g`` is strictly decreasing from ``m2 / gamma^2``: at most one root. D >= 2: roots come
+    in pairs; they are bracketed on the monotone pieces of ``log g`` between its critical points,
+    which are found as sign changes of the analytic derivative on a log-grid fine compared with the
+    width (~1/D in log t) of the features of ``log g``, then refined with brentq."""
     if mode.m2 == 0.0:
         return np.empty(0)
     lo, hi = _bounds(mode, gamma)
@@ -125,10 +127,12 @@ def stationary_ts(mode: Mode, gamma: float) -> np.ndarray:
     knots = [lo, *sorted(set(crit)), hi]
     vals = [f(s) for s in knots]
     roots = []
-    for (s0, f0), (s1, f1) in zip(zip(knots, vals), zip(knots[1:], vals[1:])):
+    for (s0, f0), (s1, f1) in zip(
+        zip(knots, vals, strict=True), zip(knots[1:], vals[1:], strict=True), strict=False
+    ):
         if f0 < 0.0 < f1 or f1 < 0.0 < f0:
             roots.append(brentq(f, s0, s1, xtol=1e-15, rtol=1e-15, maxiter=500))
-    for s, fs in zip(knots[1:-1], vals[1:-1]):
+    for s, fs in zip(knots[1:-1], vals[1:-1], strict=True):
         if abs(fs) <= _TANGENT and not any(abs(s - r) < 1e-9 for r in roots):
             roots.append(s)
     return np.exp(np.sort(np.array(roots, dtype=float)))
@@ -137,9 +141,9 @@ def stationary_ts(mode: Mode, gamma: float) -> np.ndarray:
 def kind_at(mode: Mode, t: float, gamma: float) -> str:
     """Minimum or saddle of ``L_eff`` at the nonzero stationary point of scale ``t``.
 
-    The Hessian of ``L_eff`` there is ``2 M - c vhat vhat^T`` with ``M = k A + gamma t^-D`` (positive
-    definite) and ``c = 4 D gamma t^-D / (D + 1)``: a rank-one downdate, positive definite iff
-    ``(c / 2) vhat^T M^-1 vhat < 1`` (equivalently ``g'(t) < 0``: ``g`` crosses 1 downwards).
+    The Hessian of ``L_eff`` there is ``2 M - c vhat vhat^T`` with ``M = k A + gamma t^-D``
+    (positive definite) and ``c = 4 D gamma t^-D / (D + 1)``: a rank-one downdate, positive definite
+    iff ``(c / 2) vhat^T M^-1 vhat < 1`` (equivalently ``g'(t) < 0``: ``g`` crosses 1 downwards).
     """
     if gamma == 0.0 or mode.D == 0:
         return "minimum"
@@ -170,15 +174,15 @@ def best_rel_loss(mode: Mode, gamma: float) -> float:
     return min((mode.rel_loss(t, gamma) for t in ts), default=math.inf)
 
 
-# -- critical weight decays -------------------------------------------------------------------------------
+# -- critical weight decays ----------------------------------------------------------------------
 def critical_gamma(mode: Mode, *, numerical: bool = False) -> tuple[float, str]:
     """Effective weight decay at which ``v = 0`` becomes a global minimum, and how it was obtained.
 
-    D = 1: ``gamma_c = ||m||`` for any noise, width and Sxx. D >= 2 with ``m`` in one eigenspace of Sxx
-    (isotropic): ``gamma* = [m^(2D) (D-1)^(D-1) / (D^(2D) (k a)^(D-1))]^(1/(D+1))``. Otherwise the set of
-    gammas with a nonzero point below ``Syy`` is an interval ``[0, gamma*)`` (``L_eff(v)`` increases with gamma
-    at every ``v != 0``), so bisection on "the best nonzero stationary point beats zero" is exact.
-    """
+    D = 1: ``gamma_c = ||m||`` for any noise, width and Sxx. D >= 2 with ``m`` in one eigenspace of
+    Sxx (isotropic): ``gamma* = [m^(2D) (D-1)^(D-1) / (D^(2D) (k a)^(D-1))]^(1/(D+1))``. Otherwise
+    the set of gammas with a nonzero point below ``Syy`` is an interval ``[0, gamma*)``
+    (``L_eff(v)`` increases with gamma at every ``v != 0``), so bisection on "the best nonzero
+    stationary point beats zero" is exact."""
     D, m2 = mode.D, mode.m2
     if m2 == 0.0:
         return 0.0, "closed_form"
@@ -198,10 +202,10 @@ def critical_gamma(mode: Mode, *, numerical: bool = False) -> tuple[float, str]:
 def spinodal_gamma(mode: Mode, *, numerical: bool = False) -> tuple[float, str]:
     """Largest effective weight decay at which a nonzero local minimum of ``L_eff`` exists.
 
-    D >= 2 isotropic: ``gamma_s = m (D+1)/(2D) ((D-1) m / (2 D k a))^((D-1)/(D+1))``. Otherwise: a nonzero
-    local minimum exists iff ``max_t g(t) > 1`` (``g`` vanishes at 0 and infinity, so it must cross 1
-    downwards), and ``g`` decreases with gamma pointwise, so bisection on ``max_t g > 1`` is exact.
-    """
+    D >= 2 isotropic: ``gamma_s = m (D+1)/(2D) ((D-1) m / (2 D k a))^((D-1)/(D+1))``. Otherwise: a
+    nonzero local minimum exists iff ``max_t g(t) > 1`` (``g`` vanishes at 0 and infinity, so it
+    must cross 1 downwards), and ``g`` decreases with gamma pointwise, so bisection on ``max_t g >
+    1`` is exact."""
     D, m2 = mode.D, mode.m2
     if m2 == 0.0:
         return 0.0, "closed_form"
@@ -223,7 +227,9 @@ def _bracket(pred, start):
             break
         lo /= 2.0
     else:
-        raise NumericalError("critical_weight_decay: no weight decay with a nonzero minimum was found")
+        raise NumericalError(
+            "critical_weight_decay: no weight decay with a nonzero minimum was found"
+        )
     for _ in range(400):
         if not pred(hi):
             break
@@ -234,7 +240,8 @@ def _bracket(pred, start):
 
 
 def _bisect(pred, lo, hi):
-    """Largest gamma with ``pred`` true, to machine precision (pred is true on [lo, x*), false above)."""
+    """Largest gamma with ``pred`` true, to machine precision (pred is true on [lo, x*), false
+    above)."""
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if mid in (lo, hi):
