@@ -7,3 +7,4 @@ from ._base import Experiment as Experiment
 from ._base import get as get
 from ._base import names as names
 from ._base import register as register
+from . import saxe  # noqa: F401

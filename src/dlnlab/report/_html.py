@@ -47,7 +47,7 @@ pre{background:#f6f8fa;border:1px solid #e3e6ec;padding:.8em;overflow-x:auto;fon
 """
 
 
-def format_value(v: Any, *, digits: int = 4, max_items: int = 8) -> str:
+def format_value(v: Any, *, digits: int = 6, max_items: int = 8) -> str:
     """A short human form of a claim value (numbers to ``digits`` significant digits, long lists
     cut)."""
     if v is None:
