@@ -59,7 +59,7 @@ class Regression(eqx.Module):
 
     @classmethod
     def from_moments(cls, Sxx, Syx, Syy) -> Regression:
-        """From moments ``Sxx = E[x x^T]``, ``Syx = E[y x^T]`` and ``Syy = E[||y||^2]`` (a 1-D ``Syx`` is one output)."""
+        """From moments ``Sxx = E[x x^T]``, ``Syx = E[y x^T]``, ``Syy = E[||y||^2]`` (a 1-D ``Syx`` is one output)."""
         Sxx = as_array("Sxx", Sxx, ndim=2)
         Syx = as_array("Syx", Syx, ndim=(1, 2))
         if Syx.ndim == 1:

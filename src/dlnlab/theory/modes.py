@@ -5,13 +5,13 @@ end-to-end matrix is ``U diag(u0) V^T``. Gradient flow then keeps every layer ba
 strength ``u_i`` (the i-th singular value of ``A``) evolves on its own. With the library's loss
 ``E||A x - y||^2`` (no 1/2) each mode contributes ``(s - u)^2`` and, for per-layer gain ``a = u^(1/L)``,
 
-    du/dt = 2 L^2 u^(2 - 2/L) (s - u).
+    du/dt = 2 L u^(2 - 2/L) (s - u).
 
 Depth 2 has the closed form (a logistic curve, twice as fast as Saxe et al.'s 1/2-normalised loss)
 
     u(t) = s / (1 + (s / u0 - 1) exp(-4 s t)).
 
-For depth L >= 3 the time to reach u is ``t(u) = int_{u0}^{u} dv / (2 L^2 v^(2-2/L) (s - v))``, which this module
+For depth L >= 3 the time to reach u is ``t(u) = int_{u0}^{u} dv / (2 L v^(2-2/L) (s - v))``, which this module
 inverts by solving the scalar ODE to 1e-12 relative accuracy (an independent reference, not the network flow).
 
 Reference: A. M. Saxe, J. L. McClelland, S. Ganguli, "Exact solutions to the nonlinear dynamics of learning in
@@ -55,7 +55,7 @@ def mode_strength(s: float, u0: float, t, *, depth: int = 2) -> np.ndarray:
     L = depth
     order = np.argsort(t.ravel())
     ts = t.ravel()[order]
-    sol = solve_ivp(lambda _, u: 2 * L**2 * np.abs(u) ** (2 - 2 / L) * (s - u), (0.0, float(ts[-1])), [u0],
+    sol = solve_ivp(lambda _, u: 2 * L * np.abs(u) ** (2 - 2 / L) * (s - u), (0.0, float(ts[-1])), [u0],
                     t_eval=ts, rtol=1e-12, atol=1e-14 * max(s, u0), method="DOP853")
     out = np.empty_like(ts)
     out[order] = sol.y[0]

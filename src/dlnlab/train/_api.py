@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
@@ -94,11 +95,14 @@ def _to_runs(method, out, opts, batch: int | None):
     for b in range(1 if batch is None else batch):
         pick = (lambda x: x) if batch is None else (lambda x, b=b: x[b])
         if method == "flow":
-            hist, params, code, t_final, n_steps, kind = jax.tree.map(pick, out)
+            hist, params, code, t_final, n_steps, kind, last = jax.tree.map(pick, out)
             t_final = float(t_final)
-            keep = opts["save_at"] <= t_final + 1e-12 * max(1.0, t_final)
+            keep = opts["save_at"] <= t_final * (1 + 1e-12)
             times = opts["save_at"][keep]
             hist = {k: np.asarray(v)[keep] for k, v in hist.items()}
+            if not times.size or times[-1] < t_final * (1 - 1e-12):  # stopped between save times
+                times = np.append(times, t_final)
+                hist = {k: np.concatenate([v, np.asarray(last[k])[None]]) for k, v in hist.items()}
             if kind == 2:
                 status, msg, bad = "diverged", f"the loss blew up or became non-finite at t={t_final:.6g}", t_final
             elif kind == 1:
@@ -181,20 +185,41 @@ def train(objective: Objective, params, *, method: str = "gd", lr: float = 1e-2,
                     divergence_threshold=divergence_threshold, summaries=summaries)
     params = _check_params(objective, params)
     if method == "flow":
-        fn = make_flow(**{k: opts[k] for k in ("t1", "save_at", "rtol", "atol", "max_steps", "solver",
-                                                "loss_threshold", "grad_threshold", "divergence_threshold",
-                                                "summaries")})
-        out = eqx.filter_jit(fn)(objective, params)
+        out = _compiled(method, _flow_key(opts), batched=False)(objective, params)
     else:
-        fn = _descent_fn(opts)
-        out = eqx.filter_jit(fn)(objective, params, _keys(key, None), jnp.asarray(lr, dtype=float))
+        out = _compiled(method, _descent_key(opts), batched=False)(
+            objective, params, _keys(key, None), jnp.asarray(lr, dtype=float)
+        )
     return _to_runs(method, out, opts, None)[0]
 
 
-def _descent_fn(opts):
-    return make_descent(**{k: opts[k] for k in ("optimizer", "stochastic", "batch_size", "steps",
-                                                 "record_every", "loss_threshold", "grad_threshold",
-                                                 "divergence_threshold", "summaries")})
+_DESCENT_OPTIONS = ("optimizer", "stochastic", "batch_size", "steps", "record_every", "loss_threshold",
+                    "grad_threshold", "divergence_threshold", "summaries")
+_FLOW_OPTIONS = ("t1", "save_at", "rtol", "atol", "max_steps", "solver", "loss_threshold", "grad_threshold",
+                 "divergence_threshold", "summaries")
+
+
+def _descent_key(opts):
+    return tuple((k, opts[k]) for k in _DESCENT_OPTIONS)
+
+
+def _flow_key(opts):
+    return tuple((k, tuple(opts[k]) if k == "save_at" else opts[k]) for k in _FLOW_OPTIONS)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(method, key, *, batched: bool, objective_axis=None):
+    """The jitted (and, for batches, vmapped) runner for one set of options: repeated calls with the same
+    options and shapes reuse the compiled code instead of tracing again."""
+    opts = dict(key)
+    if method == "flow":
+        opts["save_at"] = np.asarray(opts["save_at"])
+        fn = make_flow(**opts)
+        axes = (objective_axis, 0)
+    else:
+        fn = make_descent(**opts)
+        axes = (objective_axis, 0, 0, 0)
+    return eqx.filter_jit(eqx.filter_vmap(fn, in_axes=axes) if batched else fn)
 
 
 def _stack(trees, name):
@@ -236,14 +261,12 @@ def train_batched(objectives: Objective | Sequence[Objective], params_list: Sequ
     obj_axis = None if shared else 0
     obj_in = objs[0] if shared else _stack(objs, "objectives")
     if method == "flow":
-        fn = make_flow(**{k: opts[k] for k in ("t1", "save_at", "rtol", "atol", "max_steps", "solver",
-                                                "loss_threshold", "grad_threshold", "divergence_threshold",
-                                                "summaries")})
-        out = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(obj_axis, 0)))(obj_in, params)
+        run = _compiled(method, _flow_key(opts), batched=True, objective_axis=obj_axis)
+        out = run(obj_in, params)
     else:
         lrs = jnp.broadcast_to(jnp.asarray(lr, dtype=float), (n,))
-        fn = _descent_fn(opts)
-        out = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=(obj_axis, 0, 0, 0)))(obj_in, params, _keys(key, n), lrs)
+        run = _compiled(method, _descent_key(opts), batched=True, objective_axis=obj_axis)
+        out = run(obj_in, params, _keys(key, n), lrs)
     return _to_runs(method, out, opts, n)
 
 

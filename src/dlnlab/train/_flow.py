@@ -20,6 +20,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 
 from ._summary import all_finite, make_summary
 
@@ -30,7 +31,7 @@ EVALS_PER_STEP = {"tsit5": 6, "dopri5": 6, "dopri8": 12}
 
 def make_flow(*, t1: float, save_at: np.ndarray, rtol: float, atol: float, max_steps: int, solver: str,
               loss_threshold, grad_threshold, divergence_threshold: float, summaries):
-    """Build ``run(objective, params) -> (history, params, result, t_final, n_steps, stop_kind)``."""
+    """Build ``run(objective, params) -> (history, params, result, t_final, n_steps, stop_kind, final summary)``."""
     ts = jnp.asarray(save_at)
     lthr = -jnp.inf if loss_threshold is None else loss_threshold
     gthr = -jnp.inf if grad_threshold is None else grad_threshold
@@ -45,15 +46,18 @@ def make_flow(*, t1: float, save_at: np.ndarray, rtol: float, atol: float, max_s
         def field(t, y, args):
             return jax.tree.map(jnp.negative, objective.grad(y))
 
-        def stop_kind(y):
+        def stop_kind(y, loss_test=True):
             loss, g = objective.value_and_grad(y)
             gnorm = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(g)))
             bad = ~jnp.isfinite(loss) | (loss > blowup) | ~all_finite(y)
             armed = (gnorm0 > gthr) | (loss < loss0 - arm_drop)
-            done = (loss <= lthr) | (armed & (gnorm <= gthr))
+            done = ((loss <= lthr) & loss_test) | (armed & (gnorm <= gthr))
             return jnp.where(bad, 2, jnp.where(done, 1, 0))
 
-        event = diffrax.Event(lambda t, y, args, **kw: stop_kind(y) > 0)
+        conds = [lambda t, y, args, **kw: stop_kind(y, loss_test=False) > 0]
+        if loss_threshold is not None:  # a real-valued condition: the root finder locates the crossing time
+            conds.append(lambda t, y, args, **kw: objective.value(y) - loss_threshold)
+        event = diffrax.Event(conds, root_finder=optx.Newton(rtol=1e-10, atol=1e-12))
         saveat = diffrax.SaveAt(subs=[
             diffrax.SubSaveAt(ts=ts, fn=lambda t, y, args: summary_of(y)),
             diffrax.SubSaveAt(t1=True),
@@ -66,7 +70,7 @@ def make_flow(*, t1: float, save_at: np.ndarray, rtol: float, atol: float, max_s
         history, final = sol.ys
         final = jax.tree.map(lambda x: x[-1], final)
         return (history, final, sol.result._value, sol.ts[1][-1], sol.stats["num_steps"],
-                stop_kind(final))
+                stop_kind(final), summary_of(final))
 
     return run
 

@@ -1,0 +1,22 @@
+"""Shared fixtures: float64 everywhere (dlnlab enables it on import) and reference problems."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def anisotropic_regression(rng, d_in=4, d_out=3, n=200):
+    """Samples with a badly conditioned input covariance and a noisy linear teacher."""
+    X = rng.normal(size=(n, d_in)) * np.geomspace(2.0, 0.2, d_in)
+    Y = X @ rng.normal(size=(d_in, d_out)) + 0.1 * rng.normal(size=(n, d_out))
+    return X, Y
+
+
+@pytest.fixture
+def make_data(rng):
+    """``make_data(d_in=4, d_out=3, n=200) -> (X, Y)`` with anisotropic inputs."""
+    return lambda **kw: anisotropic_regression(rng, **kw)

@@ -1,0 +1,82 @@
+"""Curvature: every method agrees with the dense Hessian; Morse indices of known points."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dlnlab as dl
+from dlnlab import curvature
+from dlnlab.errors import ConfigError
+
+
+@pytest.fixture
+def setting(make_data):
+    X, Y = make_data(d_in=3, d_out=2, n=60)
+    obj = dl.Objective(dl.Regression.from_data(X, Y), weight_decay=0.01)
+    params = dl.Net((3, 4, 3, 2)).init(jax.random.key(0), scheme="gaussian", scale=0.5)
+    return obj, params
+
+
+def test_dense_hessian_matches_finite_differences_of_the_gradient(setting):
+    obj, params = setting
+    H = curvature.hessian(obj, params)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    grad = jax.jit(lambda x: jax.flatten_util.ravel_pytree(obj.grad(unravel(x)))[0])
+    eps = 1e-6
+    for j in [0, 5, 17, flat.size - 1]:
+        e = jnp.zeros_like(flat).at[j].set(eps)
+        np.testing.assert_allclose((grad(flat + e) - grad(flat - e)) / (2 * eps), H[:, j], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest"])
+def test_lanczos_and_power_match_the_dense_spectrum(setting, which):
+    obj, params = setting
+    w = np.linalg.eigvalsh(curvature.hessian(obj, params))
+    ref = w[::-1][:3] if which == "largest" else w[:3]
+    lz = curvature.top_eigenvalues(obj, params, k=3, which=which, method="lanczos")
+    np.testing.assert_allclose(lz.values, ref, rtol=1e-8, atol=1e-10)
+    pw = curvature.top_eigenvalues(obj, params, k=1, which=which, method="power", tol=1e-12)
+    np.testing.assert_allclose(pw.values[0], ref[0], rtol=1e-5)
+    H = curvature.hessian(obj, params)
+    v = lz.vectors[0]
+    np.testing.assert_allclose(H @ v, lz.values[0] * v, atol=1e-7)
+    np.testing.assert_allclose(curvature.hvp(obj, params, v), H @ v, atol=1e-10)
+
+
+def test_morse_index_of_known_points():
+    """Depth 2, whitened, Syx = diag(3, 2, 1), hidden width 2.
+
+    At the origin the loss is ||W_2 W_1 - S||^2 = ||S||^2 - 2 sum_h w2_h^T S w1_h + O(4): per hidden unit h the
+    Hessian is [[0, -2 S], [-2 S^T, 0]], with eigenvalues +-2 s_i. So the origin is a saddle of index
+    width * rank(S) = 6 whose lowest eigenvalues are -6, -6, -4, -4, -2, -2; the global minimum has index 0.
+    """
+    Syx = np.diag([3.0, 2.0, 1.0])
+    obj = dl.Objective(dl.Regression.from_moments(np.eye(3), Syx, 14.0))
+    net = dl.Net((3, 2, 3))
+    origin = net.init(0, scheme="zero")
+    assert curvature.morse_index(obj, origin) == 6
+    assert curvature.morse_index(obj, origin, method="lanczos") == 6
+    low = curvature.top_eigenvalues(obj, origin, k=6, which="smallest", method="exact").values
+    np.testing.assert_allclose(low, [-6.0, -6.0, -4.0, -4.0, -2.0, -2.0], atol=1e-9)
+    best_rank_two = net.init(0, scheme="balanced", target=np.diag([3.0, 2.0, 0.0]))
+    assert float(jnp.linalg.norm(jax.flatten_util.ravel_pytree(obj.grad(best_rank_two))[0])) < 1e-10
+    assert curvature.morse_index(obj, best_rank_two) == 0
+
+
+def test_sharpness_of_a_scalar_chain():
+    """L(a, b) = (s - a b)^2 at a = b = sqrt(s): Hessian [[2b^2, 2ab], [2ab, 2a^2]] has top eigenvalue 4 s."""
+    s = 2.5
+    obj = dl.Objective(dl.Regression.from_moments(np.eye(1), np.array([[s]]), s**2))
+    params = (jnp.full((1, 1), np.sqrt(s)), jnp.full((1, 1), np.sqrt(s)))
+    assert curvature.sharpness(obj, params, method="exact") == pytest.approx(4 * s, rel=1e-12)
+
+
+def test_callables_and_bad_options(setting):
+    obj, params = setting
+    value = curvature.sharpness(lambda p: obj.value(p), params)
+    assert value == pytest.approx(curvature.sharpness(obj, params, method="exact"), rel=1e-8)
+    with pytest.raises(ConfigError, match="method"):
+        curvature.top_eigenvalues(obj, params, method="arnoldi")
+    with pytest.raises(ConfigError, match="k"):
+        curvature.top_eigenvalues(obj, params, k=10_000)
