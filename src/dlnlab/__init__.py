@@ -24,6 +24,7 @@ from .problems import Dropout as Dropout  # noqa: E402
 from .problems import MatrixCompletion as MatrixCompletion  # noqa: E402
 from .problems import MultiplicativeNoise as MultiplicativeNoise  # noqa: E402
 from .problems import Regression as Regression  # noqa: E402
+from . import theory as theory  # noqa: E402
 from .sweep import sweep as sweep  # noqa: E402
 from .train import Run as Run  # noqa: E402
 from .train import train as train  # noqa: E402

@@ -17,3 +17,7 @@ from ._spectra import layer_norms as layer_norms
 from ._spectra import numerical_rank as numerical_rank
 from ._spectra import rank_one_ratio as rank_one_ratio
 from ._spectra import singular_values as singular_values
+from ._plateaus import Plateau as Plateau
+from ._plateaus import Plateaus as Plateaus
+from ._plateaus import detect_plateaus as detect_plateaus
+from ._plateaus import plateau_summaries as plateau_summaries
