@@ -247,6 +247,13 @@ def test_coupling_of_constructed_and_random_weights(rng):
     assert np.all(flat.coupling_scores(rand) < 0.9)
     assert flat.coupling(rand, top=3)[0].shape == (3, 3)
     assert flat.path_coupling(Ws, Q[0][:, 0]) == pytest.approx([1.0, 1.0], abs=1e-10)
+    # top-2 subspaces share one vector in each pair (Q_1 e_2, resp. Q_2 e_2)
+    assert flat.subspace_coupling(Ws, 2) == pytest.approx([0.5, 0.5], abs=1e-10)
+    assert flat.subspace_coupling(Ws, 4) == pytest.approx([1.0, 1.0], abs=1e-10)
+    # independent random 30 x 30 matrices: Monte Carlo mean of the overlap is k / 30 = 0.2
+    vals = [flat.subspace_coupling([rng.normal(size=(30, 30)) for _ in range(2)], 6)[0]
+            for _ in range(40)]
+    assert np.mean(vals) == pytest.approx(0.2, abs=0.03)
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -275,6 +282,8 @@ def test_bad_input_errors(rng):
         flat.layer_gains([np.eye(2)], [1.0, 0.0, 0.0])
     with pytest.raises(ConfigError, match="top"):
         flat.coupling([np.eye(2), np.eye(2)], top=0)
+    with pytest.raises(ConfigError, match="k: expected at most 2"):
+        flat.subspace_coupling([np.eye(2), np.eye(3, 2)], 3)
     with pytest.raises(ConfigError, match="rho"):
         flat.gain_interval(3, 0.5)
     with pytest.raises(DataError, match="params"):

@@ -52,7 +52,7 @@ from ..problems import Regression
 __all__ = [
     "sharpness_at_minimum", "flattest_sharpness", "flattest_direction", "flattest_minimum",
     "balanced_sharpness", "critical_step", "layer_gains", "gain_interval", "coupling",
-    "coupling_scores", "path_coupling", "target",
+    "coupling_scores", "subspace_coupling", "path_coupling", "target",
 ]
 
 _EXACT_MAX = 900  # d_in * d_out up to which the dense Kronecker sum is diagonalised
@@ -457,6 +457,23 @@ def coupling(params, *, top: int | None = None) -> tuple[np.ndarray, ...]:
 def coupling_scores(params, *, top: int | None = None) -> np.ndarray:
     """``max_{k,l} C_i[k, l]`` for every consecutive pair (1 = exactly coupled)."""
     return np.asarray([C.max() for C in coupling(params, top=top)])
+
+
+def subspace_coupling(params, k: int) -> np.ndarray:
+    """``|U_k(W_i)^T V_k(W_{i+1})|_F^2 / k`` per consecutive pair: how much of the top-``k`` left singular
+    subspace of ``W_i`` lies in the top-``k`` right singular subspace of ``W_{i+1}`` (1 = the same
+    subspace; about ``k / h_i`` for independent random matrices). Unlike :func:`coupling` it does not
+    depend on the order of nearly equal singular values, so it suits wide nonlinear nets."""
+    Ws = _check_params(params)
+    k = as_int("k", k, low=1)
+    out = []
+    for i, (W, W_next) in enumerate(zip(Ws[:-1], Ws[1:], strict=True)):
+        if k > min(W.shape + W_next.shape):
+            raise ConfigError(f"k: expected at most {min(W.shape + W_next.shape)} for pair {i + 1}, got {k}")
+        U = np.linalg.svd(W, full_matrices=False)[0][:, :k]
+        V = np.linalg.svd(W_next, full_matrices=False)[2][:k].T
+        out.append(float(np.sum((U.T @ V) ** 2)) / k)
+    return np.asarray(out)
 
 
 def path_coupling(params, direction) -> np.ndarray:
