@@ -1,21 +1,25 @@
 """Plateaus and rank jumps of a training run (saddle-to-saddle dynamics, jacot2021).
 
-A small initialisation learns the singular values of the end-to-end matrix one at a time: the loss sits on a
-plateau near the rank-``k`` saddle, then drops as mode ``k+1`` is learned. :func:`detect_plateaus` reads a
-:class:`dlnlab.Run` (``run.times``, ``run.history["loss"]``, ``run.history["singular_values"]``) and returns the
-rank-jump times, the numerical-rank staircase and, for every plateau, its time span, the state where the flow is
-slowest (the closest approach to the saddle), its loss and, when recorded, its end-to-end matrix and the
-numerical rank of every layer. Record the extra quantities with ``dl.train(..., summaries=plateau_summaries)``.
+A small initialisation learns the singular values of the end-to-end matrix one at a time: the loss
+sits on a plateau near the rank-``k`` saddle, then drops as mode ``k+1`` is learned.
+:func:`detect_plateaus` reads a :class:`dlnlab.Run` (``run.times``, ``run.history["loss"]``,
+``run.history["singular_values"]``) and returns the rank-jump times, the numerical-rank staircase
+and, for every plateau, its time span, the state where the flow is slowest (the closest approach to
+the saddle), its loss and, when recorded, its end-to-end matrix and the numerical rank of every
+layer. Record the extra quantities with ``dl.train(..., summaries=plateau_summaries)``.
 
-Definitions (the run's own normalisation; times are ``run.times``: steps for gd/sgd, flow time for flow):
+Definitions (the run's own normalisation; times are ``run.times``: steps for gd/sgd, flow time for
+flow):
 
-- ``J_k`` = first time at which ``s_k(A_t) > thresholds[k-1]`` (interpolated linearly in ``log s_k`` between
-  the two records that bracket the crossing); by default
-  ``thresholds = frac * s_k(A_final)`` for the modes with ``s_k(A_final) > rank_rtol * s_1(A_final)``;
+- ``J_k`` = first time at which ``s_k(A_t) > thresholds[k-1]`` (interpolated linearly in ``log s_k``
+  between the two records that bracket the crossing); by default
+  ``thresholds = frac * s_k(A_final)`` for the modes with ``s_k(A_final) > rank_rtol *
+  s_1(A_final)``;
 - the rank staircase ``r(t) = #{k : s_k(A_t) > thresholds[k-1]}``;
-- plateau ``k`` spans ``[J_k, J_(k+1))`` (``J_0`` = first record, the last plateau ends at the last record and
-  is marked ``final``); its state is the record in the middle 80% of the span with the smallest speed
-  ``||dA/dt||`` (from ``history["end_to_end"]`` when recorded, else from the singular values).
+- plateau ``k`` spans ``[J_k, J_(k+1))`` (``J_0`` = first record, the last plateau ends at the last
+  record and is marked ``final``); its state is the record in the middle 80% of the span with the
+  smallest speed ``||dA/dt||`` (from ``history["end_to_end"]`` when recorded, else from the singular
+  values).
 
 Example:
     >>> import jax, numpy as np, dlnlab as dl
@@ -45,9 +49,9 @@ _LAYER_KEY = "layer_singular_values_"
 
 
 def plateau_summaries(params) -> dict:
-    """Summaries for ``dl.train(summaries=...)``: the end-to-end matrix and every layer's singular values
-    (keys ``"end_to_end"`` and ``"layer_singular_values_<i>"``, ``i`` from 0). The layer SVDs cost
-    ``O(w^3)`` per record: record sparingly on wide nets."""
+    """Summaries for ``dl.train(summaries=...)``: the end-to-end matrix and every layer's singular
+    values (keys ``"end_to_end"`` and ``"layer_singular_values_<i>"``, ``i`` from 0). The layer SVDs
+    cost ``O(w^3)`` per record: record sparingly on wide nets."""
     A = params[0]
     for W in params[1:]:
         A = W @ A
@@ -59,9 +63,10 @@ def plateau_summaries(params) -> dict:
 
 @dataclass(frozen=True)
 class Plateau:
-    """One plateau: ``rank`` k, span ``[start, end)``, the state's ``time``/``index`` (record), its ``loss``,
-    the end-to-end ``singular_values``, ``end_to_end`` (or None) and ``layer_ranks`` (or None) there;
-    ``final`` marks the segment after the last jump (the end of training, not a saddle)."""
+    """One plateau: ``rank`` k, span ``[start, end)``, the state's ``time``/``index`` (record), its
+    ``loss``, the end-to-end ``singular_values``, ``end_to_end`` (or None) and ``layer_ranks`` (or
+    None) there; ``final`` marks the segment after the last jump (the end of training, not a
+    saddle)."""
 
     rank: int
     start: float
@@ -77,7 +82,8 @@ class Plateau:
 
 @dataclass(frozen=True)
 class Plateaus:
-    """What :func:`detect_plateaus` found. ``jump_times[k-1] = J_k``; ``rank`` is the staircase per record."""
+    """What :func:`detect_plateaus` found. ``jump_times[k-1] = J_k``; ``rank`` is the staircase per
+    record."""
 
     jump_times: np.ndarray
     rank: np.ndarray
@@ -97,8 +103,8 @@ class Plateaus:
 
     @property
     def is_staircase(self) -> bool:
-        """Modes were learned one at a time, largest first: the jump times increase, the rank never decreases
-        and steps by at most one between consecutive records."""
+        """Modes were learned one at a time, largest first: the jump times increase, the rank never
+        decreases and steps by at most one between consecutive records."""
         steps = np.diff(self.rank)
         return bool(np.all(np.diff(self.jump_times) > 0) and np.all(steps >= 0) and np.all(steps <= 1))
 
@@ -108,13 +114,15 @@ def detect_plateaus(run, *, frac: float = 0.5, rank_rtol: float = 0.05, threshol
     """Plateaus, rank-jump times, plateau losses and per-layer numerical ranks of a run.
 
     Args:
-        run: a :class:`dlnlab.Run` (or any object with ``times`` and ``history``) with ``"loss"`` and
-            ``"singular_values"`` records; ``"end_to_end"`` and ``"layer_singular_values_<i>"`` are used when
-            present (see :func:`plateau_summaries`).
+        run: a :class:`dlnlab.Run` (or any object with ``times`` and ``history``) with ``"loss"``
+            and ``"singular_values"`` records; ``"end_to_end"`` and ``"layer_singular_values_<i>"``
+            are used when present (see :func:`plateau_summaries`).
         frac: a mode counts as learned once above ``frac`` times its final value.
         rank_rtol: modes whose final value is below ``rank_rtol * s_1(final)`` are never counted.
-        thresholds: explicit per-mode levels (overrides ``frac``/``rank_rtol``), e.g. half the theory's values.
-        layer_rtol: a layer's numerical rank counts singular values above ``layer_rtol`` times its largest.
+        thresholds: explicit per-mode levels (overrides ``frac``/``rank_rtol``), e.g. half the
+            theory's values.
+        layer_rtol: a layer's numerical rank counts singular values above ``layer_rtol`` times its
+            largest.
     """
     times, hist = _read(run)
     frac = as_float("frac", frac, low=0.0, low_open=True, high=1.0)
@@ -181,7 +189,8 @@ def _read(run):
 
 
 def _speed(times, hist) -> np.ndarray:
-    """``||dX/dt||`` per record by central differences (one-sided at the ends), ``X`` = A or its spectrum."""
+    """``||dX/dt||`` per record by central differences (one-sided at the ends), ``X`` = A or its
+    spectrum."""
     X = np.asarray(hist["end_to_end"] if "end_to_end" in hist else hist["singular_values"], dtype=float)
     X = X.reshape(X.shape[0], -1)
     d = np.gradient(X, times, axis=0)

@@ -4,3 +4,4 @@ from . import exact as exact
 from . import flat as flat
 from . import margin as margin
 from . import modes as modes
+from . import saddles as saddles

@@ -1,28 +1,31 @@
-"""Saddle-to-saddle dynamics of deep linear networks (jacot2021): the saddles a small initialisation visits,
-how it escapes them, when, and how far a width-``w`` initialisation is from saddles and from global minima.
+"""Saddle-to-saddle dynamics of deep linear networks (jacot2021): the saddles a small initialisation
+visits, how it escapes them, when, and how far a width-``w`` initialisation is from saddles and from
+global minima.
 
-Reference: A. Jacot, F. Ged, B. Simsek, C. Hongler, F. Gabriel, "Saddle-to-Saddle Dynamics in Deep Linear
-Networks: Small Initialization Training, Symmetry, and Sparsity", arXiv:2106.15933 (2021).
+Reference: A. Jacot, F. Ged, B. Simsek, C. Hongler, F. Gabriel, "Saddle-to-Saddle Dynamics in Deep
+Linear Networks: Small Initialization Training, Symmetry, and Sparsity", arXiv:2106.15933 (2021).
 
 Normalisation. Every cost here is the library's: squared loss ``E||A x - y||^2`` with NO 1/2 (and
-:class:`dlnlab.MatrixCompletion`'s mean over observed entries, no 1/2). The paper writes ``C(A) = 1/2 ...``, so
-its gradient ``-grad C`` and its escape speeds are half of ours, its saddle losses are half of ours, and its
-gradient-flow clock runs twice as slow: a state the library's flow reaches at time ``t`` is reached by the
-paper's flow at time ``2 t`` (``PAPER_TIME_PER_LIBRARY_TIME``). ``predicted_escape_times(convention="paper")``
-returns paper time.
+:class:`dlnlab.MatrixCompletion`'s mean over observed entries, no 1/2). The paper writes ``C(A) =
+1/2 ...``, so its gradient ``-grad C`` and its escape speeds are half of ours, its saddle losses are
+half of ours, and its gradient-flow clock runs twice as slow: a state the library's flow reaches at
+time ``t`` is reached by the paper's flow at time ``2 t`` (``PAPER_TIME_PER_LIBRARY_TIME``).
+``predicted_escape_times(convention="paper")`` returns paper time.
 
 What is here:
 
-- :func:`saddle_sequence`: the rank-``k`` saddles ``A_k`` (a minimiser of ``C`` over rank ``<= k``) with their
-  loss ``C(A_k)`` and the escape direction and speed out of them. Squared-loss regression uses reduced-rank
-  regression in closed form (Eckart-Young when whitened); any other convex cost (matrix completion, or any
-  object with ``cost(A)``, ``d_in`` and ``d_out``) uses the greedy low-rank algorithm.
+- :func:`saddle_sequence`: the rank-``k`` saddles ``A_k`` (a minimiser of ``C`` over rank ``<= k``)
+  with their loss ``C(A_k)`` and the escape direction and speed out of them. Squared-loss regression
+  uses reduced-rank regression in closed form (Eckart-Young when whitened); any other convex cost
+  (matrix completion, or any object with ``cost(A)``, ``d_in`` and ``d_out``) uses the greedy
+  low-rank algorithm.
 - :func:`escape_direction`, :func:`escape_speed`, :func:`escape_params`: the top singular triple
-  ``(s, u, v)`` of ``G = -grad C(A)``; the best first-order loss decrease on the unit sphere of parameters,
-  ``max <G, W_L ... W_1> = s L^(-L/2)``, attained at the balanced rank-one ``W_l = L^(-1/2) z_l z_(l-1)^T``.
+  ``(s, u, v)`` of ``G = -grad C(A)``; the best first-order loss decrease on the unit sphere of
+  parameters, ``max <G, W_L ... W_1> = s L^(-L/2)``, attained at the balanced rank-one ``W_l =
+  L^(-1/2) z_l z_(l-1)^T``.
 - :func:`predicted_escape_times`: plateau-end times from the balanced mode ODE
-  ``du/dt = L S u^(2-2/L) (1 - u/m)``: logarithmic in ``1/sigma`` at depth 2, a power ``sigma^-(L-2)`` at
-  depth ``L >= 3``.
+  ``du/dt = L S u^(2-2/L) (1 - u/m)``: logarithmic in ``1/sigma`` at depth 2, a power
+  ``sigma^-(L-2)`` at depth ``L >= 3``.
 - :func:`saddle_params`: a saddle embedded in a net (balanced factorisation, random hidden frames).
 - :func:`init_distances`: distances behind the ``gamma = 1`` phase transition.
 
@@ -83,8 +86,9 @@ class Saddle:
 
 @dataclass(frozen=True)
 class Escape:
-    """Top singular triple of ``G = -grad C(A)``: ``speed`` (``s``), ``u`` (left), ``v`` (right), and the next
-    singular value ``second`` (the gap ``speed - second`` governs how clean the escape is)."""
+    """Top singular triple of ``G = -grad C(A)``: ``speed`` (``s``), ``u`` (left), ``v`` (right),
+    and the next singular value ``second`` (the gap ``speed - second`` governs how clean the escape
+    is)."""
 
     speed: float
     u: np.ndarray
@@ -97,14 +101,16 @@ class InitDistances:
     """Distances from an initialisation to the saddle set and to the global-minimum set.
 
     Attributes:
-        to_saddle: ``min_{i<j} sqrt(||W_i||^2 + ||W_j||^2)``, the distance to the critical point obtained by
-            zeroing two layers (for a wide net, the first and last): an upper bound on the distance to saddles.
-        to_global_min: ``||theta_GN - theta_0||`` where Gauss-Newton steps (minimum-norm, on the end-to-end map)
-            reach the global-minimum set: an upper bound (``nan`` when Gauss-Newton did not converge).
-        to_global_min_linearised: ``sqrt(r^T Theta^-1 r)``: the first Gauss-Newton step, exact as the map
-            becomes linear (the lazy regime, ``gamma < 1``, large width).
-        global_min_lower_bound: smallest ``d`` with ``prod_l (||W_l||_2 + d) >= a*`` where ``a*`` bounds the
-            operator norm of every global minimum from below: a rigorous lower bound.
+        to_saddle: ``min_{i<j} sqrt(||W_i||^2 + ||W_j||^2)``, the distance to the critical point
+            obtained by zeroing two layers (for a wide net, the first and last): an upper bound on
+            the distance to saddles.
+        to_global_min: ``||theta_GN - theta_0||`` where Gauss-Newton steps (minimum-norm, on the
+            end-to-end map) reach the global-minimum set: an upper bound (``nan`` when Gauss-Newton
+            did not converge).
+        to_global_min_linearised: ``sqrt(r^T Theta^-1 r)``: the first Gauss-Newton step, exact as
+            the map becomes linear (the lazy regime, ``gamma < 1``, large width).
+        global_min_lower_bound: smallest ``d`` with ``prod_l (||W_l||_2 + d) >= a*`` where ``a*``
+            bounds the operator norm of every global minimum from below: a rigorous lower bound.
     """
 
     to_saddle: float
@@ -114,7 +120,7 @@ class InitDistances:
     converged: bool
 
 
-# -- costs -------------------------------------------------------------------------------------------------------
+# -- costs -----------------------------------------------------------------------------------------
 def _shape(prob) -> tuple[int, int]:
     if isinstance(prob, Classification):
         raise ConfigError("prob: saddle sequences need a convex cost on the end-to-end matrix "
@@ -134,9 +140,9 @@ def _grad(prob, A) -> np.ndarray:
 def escape_direction(prob, A=None) -> Escape:
     """Top singular triple of ``-grad C(A)`` (``A`` defaults to 0: the escape from the origin).
 
-    Near a saddle ``A_k`` the loss falls fastest by growing ``u v^T``; ``speed`` is the linear growth rate of
-    that component at depth 2 (library time). The paper's ``s`` (1/2-normalised cost) is ``speed / 2`` for
-    squared-loss costs.
+    Near a saddle ``A_k`` the loss falls fastest by growing ``u v^T``; ``speed`` is the linear
+    growth rate of that component at depth 2 (library time). The paper's ``s`` (1/2-normalised cost)
+    is ``speed / 2`` for squared-loss costs.
     """
     m, n = _shape(prob)
     A = np.zeros((m, n)) if A is None else np.asarray(A, dtype=float)
@@ -147,18 +153,21 @@ def escape_direction(prob, A=None) -> Escape:
 
 
 def escape_speed(prob, depth: int, A=None) -> float:
-    """``max <G, W_L ... W_1>`` over ``sum_l ||W_l||_F^2 = 1``, ``G = -grad C(A)``: equals ``s L^(-L/2)``.
+    """``max <G, W_L ... W_1>`` over ``sum_l ||W_l||_F^2 = 1``, ``G = -grad C(A)``: equals ``s
+    L^(-L/2)``.
 
-    The product of ``L`` factors of total squared norm 1 has operator norm at most ``(1/L)^(L/2)`` (AM-GM on the
-    layer norms), with equality for balanced rank-one layers aligned with the top singular pair of ``G``.
+    The product of ``L`` factors of total squared norm 1 has operator norm at most ``(1/L)^(L/2)``
+    (AM-GM on the layer norms), with equality for balanced rank-one layers aligned with the top
+    singular pair of ``G``.
     """
     L = as_int("depth", depth, low=1)
     return escape_direction(prob, A).speed * L ** (-L / 2)
 
 
 def escape_params(net: Net, prob, *, key=None) -> tuple:
-    """The unit-norm parameters that maximise ``<-grad C(0), W_L ... W_1>``: ``W_l = L^(-1/2) z_l z_(l-1)^T``
-    with ``z_0 = v``, ``z_L = u`` (top singular pair) and random unit hidden vectors ``z_l``."""
+    """The unit-norm parameters that maximise ``<-grad C(0), W_L ... W_1>``: ``W_l = L^(-1/2) z_l
+    z_(l-1)^T`` with ``z_0 = v``, ``z_L = u`` (top singular pair) and random unit hidden vectors
+    ``z_l``."""
     if not isinstance(net, Net):
         raise ConfigError(f"net: expected a dl.Net, got {type(net).__name__}")
     if (net.widths[-1], net.widths[0]) != _shape(prob):
@@ -174,30 +183,35 @@ def _unit(x):
     return x / np.linalg.norm(x)
 
 
-# -- the saddle sequence -----------------------------------------------------------------------------------------
+# -- the saddle sequence ----------------------------------------------------------------------------
 def saddle_sequence(prob, *, method: str = "auto", max_rank: int | None = None, tol: float = 1e-6,
                     maxiter: int = 20_000) -> list[Saddle]:
-    """The saddles ``A_0 = 0, A_1, ..., A_K`` visited from a vanishing initialisation, ending at a global minimum.
+    """The saddles ``A_0 = 0, A_1, ..., A_K`` visited from a vanishing initialisation, ending at a
+    global minimum.
 
     Args:
-        prob: :class:`dlnlab.Regression` (closed form), :class:`dlnlab.MatrixCompletion` or any object with a
-            JAX-differentiable ``cost(A)`` that is convex in ``A``, and ``d_in``/``d_out`` (greedy algorithm).
-        method: ``"auto"`` (closed form for regression, greedy otherwise), ``"closed_form"`` or ``"greedy"``.
+        prob: :class:`dlnlab.Regression` (closed form), :class:`dlnlab.MatrixCompletion` or any
+            object with a JAX-differentiable ``cost(A)`` that is convex in ``A``, and
+            ``d_in``/``d_out`` (greedy algorithm).
+        method: ``"auto"`` (closed form for regression, greedy otherwise), ``"closed_form"`` or
+            ``"greedy"``.
         max_rank: stop after this rank (default ``min(d_in, d_out)``).
-        tol: a saddle whose escape speed is ``<= tol * s_0`` (``s_0`` the escape speed of the origin) is a
-            global minimum and ends the sequence.
+        tol: a saddle whose escape speed is ``<= tol * s_0`` (``s_0`` the escape speed of the
+            origin) is a global minimum and ends the sequence.
         maxiter: L-BFGS iterations per rank (greedy).
 
-    Regression (library cost ``tr(A Sxx A^T) - 2 tr(A Syx^T) + Syy``): with ``Sxx = Q Lam Q^T`` on its range and
-    ``M = Syx Q Lam^(-1/2)`` of singular values ``mu_i``, ``A_k = P_k A_ols`` with ``A_ols = Syx Sxx^+`` and
-    ``P_k`` the projector on the top-``k`` left singular vectors of ``M`` (reduced-rank regression), and
-    ``C(A_k) = C(A_ols) + sum_{i>k} mu_i^2`` (the paper's 1/2-normalised value is half of this). Whitened inputs
-    give Eckart-Young truncation of ``Syx``.
+    Regression (library cost ``tr(A Sxx A^T) - 2 tr(A Syx^T) + Syy``): with ``Sxx = Q Lam Q^T`` on
+        its range and
+    ``M = Syx Q Lam^(-1/2)`` of singular values ``mu_i``, ``A_k = P_k A_ols`` with ``A_ols = Syx
+    Sxx^+`` and ``P_k`` the projector on the top-``k`` left singular vectors of ``M`` (reduced-rank
+    regression), and ``C(A_k) = C(A_ols) + sum_{i>k} mu_i^2`` (the paper's 1/2-normalised value is
+    half of this). Whitened inputs give Eckart-Young truncation of ``Syx``.
 
-    Greedy low-rank algorithm (general convex ``C``): from ``A_(k-1) = U V^T``, append ``eps (u, v)`` along the
-    top singular pair of ``-grad C(A_(k-1))`` and minimise ``C(U V^T)`` over ``k`` columns by L-BFGS from there;
-    the result is the rank-``k`` critical point the small-initialisation flow reaches. If the rank-``k``
-    infimum is not attained (the factors blow up) a :class:`dlnlab.errors.NumericalError` is raised.
+    Greedy low-rank algorithm (general convex ``C``): from ``A_(k-1) = U V^T``, append ``eps (u,
+    v)`` along the top singular pair of ``-grad C(A_(k-1))`` and minimise ``C(U V^T)`` over ``k``
+    columns by L-BFGS from there; the result is the rank-``k`` critical point the
+    small-initialisation flow reaches. If the rank-``k`` infimum is not attained (the factors blow
+    up) a :class:`dlnlab.errors.NumericalError` is raised.
     """
     m, n = _shape(prob)
     one_of("method", method, ("auto", "closed_form", "greedy"))
@@ -289,29 +303,33 @@ def _greedy(prob, m, n, K, tol, maxiter) -> list[np.ndarray]:
     return mats
 
 
-# -- escape times ------------------------------------------------------------------------------------------------
+# -- escape times -----------------------------------------------------------------------------------
 def predicted_escape_times(prob, *, depth: int, sigma=None, width: int | None = None, a0=None,
                            saddles: list[Saddle] | None = None, convention: str = "library") -> np.ndarray:
     """Predicted plateau-end (rank-jump) times ``J_1 < J_2 < ...`` of a small initialisation.
 
-    Mode ``k`` is modelled as a balanced rank-one component ``u = a^L`` along the escape direction of saddle
-    ``k-1`` that obeys ``du/dt = L S u^(2-2/L) (1 - u/m)`` from ``u(0) = a0^L`` (``S`` the escape speed of saddle
-    ``k-1``, ``m = ||A_k - A_(k-1)||_2`` the value it is learned to), so every mode grows from the start
-    (Saxe et al.'s decoupled dynamics in the library's time). ``J_k`` is when ``u`` reaches ``m/2``:
+    Mode ``k`` is modelled as a balanced rank-one component ``u = a^L`` along the escape direction
+    of saddle ``k-1`` that obeys ``du/dt = L S u^(2-2/L) (1 - u/m)`` from ``u(0) = a0^L`` (``S`` the
+    escape speed of saddle ``k-1``, ``m = ||A_k - A_(k-1)||_2`` the value it is learned to), so
+    every mode grows from the start (Saxe et al.'s decoupled dynamics in the library's time).
+    ``J_k`` is when ``u`` reaches ``m/2``:
 
     - depth 2: ``J_k = log((m - u0)/u0) / (2 S)``, i.e. slope ``1/S`` in ``log(1/sigma)``;
-    - depth ``L >= 3``: ``J_k = int_{u0}^{m/2} du / (L S u^(2-2/L)(1 - u/m)) ~ a0^-(L-2) / ((L-2) S)``, a power
-      ``-(L-2)`` of ``sigma``.
+    - depth ``L >= 3``: ``J_k = int_{u0}^{m/2} du / (L S u^(2-2/L)(1 - u/m)) ~ a0^-(L-2) / ((L-2)
+      S)``, a power ``-(L-2)`` of ``sigma``.
 
-    Exact for whitened squared loss from an aligned balanced init; the leading ``sigma``-dependence (the slope
-    or the exponent) holds for random inits, whose order-one prefactor is absorbed in ``a0``.
+    Exact for whitened squared loss from an aligned balanced init; the leading ``sigma``-dependence
+    (the slope or the exponent) holds for random inits, whose order-one prefactor is absorbed in
+    ``a0``.
 
     Args:
         prob, depth: the problem and the number of layers ``L >= 2``.
-        sigma, width: give ``a0 = sigma * sqrt(width)`` (per-layer scale along a mode; ``width`` defaults to 1);
-            or pass ``a0`` (a scalar or one value per mode, e.g. :func:`depth2_mode_scale`) instead.
+        sigma, width: give ``a0 = sigma * sqrt(width)`` (per-layer scale along a mode; ``width``
+            defaults to 1); or pass ``a0`` (a scalar or one value per mode, e.g.
+            :func:`depth2_mode_scale`) instead.
         saddles: a precomputed :func:`saddle_sequence` (computed if omitted).
-        convention: ``"library"`` (time of ``dl.train(method="flow")``) or ``"paper"`` (the 1/2-normalised
+        convention: ``"library"`` (time of ``dl.train(method="flow")``) or ``"paper"`` (the
+            1/2-normalised
             cost: twice the library time).
     """
     L = as_int("depth", depth, low=2)
@@ -342,7 +360,8 @@ def predicted_escape_times(prob, *, depth: int, sigma=None, width: int | None = 
 
 
 def _deep_mode_time(L, S, m, u0) -> float:
-    # With x = u/m: t = int_{x0}^{1/2} x^-p / (1 - x) dx / (L S m^(p-1)), p = 2 - 2/L. Split off the blow-up
+    # With x = u/m: t = int_{x0}^{1/2} x^-p / (1 - x) dx / (L S m^(p-1)), p = 2 - 2/L. Split off the
+    # blow-up
     # part x^-p (closed form); the rest x^(1-p) / (1 - x) becomes smooth under y = x^q, q = 2/L.
     p, q = 2 - 2 / L, 2 / L
     x0 = u0 / m
@@ -352,9 +371,10 @@ def _deep_mode_time(L, S, m, u0) -> float:
 
 
 def depth2_mode_scale(params, prob, *, saddles: list[Saddle] | None = None) -> np.ndarray:
-    """Per-mode initial scale ``a0_k`` of a depth-2 init: near the origin the flow is linear, the component
-    ``p + q`` (``p = W_1 v_k``, ``q = W_2^T u_k``) grows as ``exp(S_k t)`` and ``p - q`` decays, so
-    ``u_k^T A v_k ~ ||p + q||^2 exp(2 S_k t) / 4``: the balanced mode with ``a0_k = ||p + q|| / 2``."""
+    """Per-mode initial scale ``a0_k`` of a depth-2 init: near the origin the flow is linear, the
+    component ``p + q`` (``p = W_1 v_k``, ``q = W_2^T u_k``) grows as ``exp(S_k t)`` and ``p - q``
+    decays, so ``u_k^T A v_k ~ ||p + q||^2 exp(2 S_k t) / 4``: the balanced mode with ``a0_k = ||p +
+    q|| / 2``."""
     if len(params) != 2:
         raise ConfigError(f"params: expected a depth-2 net (2 layers), got {len(params)}")
     W1, W2 = (np.asarray(W) for W in params)
@@ -362,14 +382,16 @@ def depth2_mode_scale(params, prob, *, saddles: list[Saddle] | None = None) -> n
     return np.array([np.linalg.norm(W1 @ s.escape_v + W2.T @ s.escape_u) / 2 for s in seq[:-1]])
 
 
-# -- saddles as parameters ---------------------------------------------------------------------------------------
+# -- saddles as parameters --------------------------------------------------------------------------
 def saddle_params(net: Net, saddle, *, key=0) -> tuple:
-    """Embed a saddle in ``net``: a balanced factorisation ``W_l = Q_l S^(1/L) Q_(l-1)^T`` of ``A_k = U S V^T``
-    (``Q_0 = V``, ``Q_L = U``, Haar-random hidden frames: the inclusion of a narrow minimum plus rotations).
+    """Embed a saddle in ``net``: a balanced factorisation ``W_l = Q_l S^(1/L) Q_(l-1)^T`` of ``A_k
+    = U S V^T`` (``Q_0 = V``, ``Q_L = U``, Haar-random hidden frames: the inclusion of a narrow
+    minimum plus rotations).
 
-    ``saddle`` is a :class:`Saddle` or an end-to-end matrix that minimises the cost over its rank; the result
-    has zero gradient and loss ``C(A_k)``; at depth 2 its Hessian has a negative eigenvalue (at most ``-s``,
-    ``s`` the escape speed) when a hidden width exceeds ``k``; at depth ``>= 3`` the saddle is degenerate.
+    ``saddle`` is a :class:`Saddle` or an end-to-end matrix that minimises the cost over its rank;
+    the result has zero gradient and loss ``C(A_k)``; at depth 2 its Hessian has a negative
+    eigenvalue (at most ``-s``, ``s`` the escape speed) when a hidden width exceeds ``k``; at depth
+    ``>= 3`` the saddle is degenerate.
     """
     if not isinstance(net, Net):
         raise ConfigError(f"net: expected a dl.Net, got {type(net).__name__}")
@@ -377,10 +399,11 @@ def saddle_params(net: Net, saddle, *, key=0) -> tuple:
     return net.init(key, scheme="balanced", target=A)
 
 
-# -- the phase transition ----------------------------------------------------------------------------------------
+# -- the phase transition ---------------------------------------------------------------------------
 def saddle_distance(params) -> float:
-    """``min_{i<j} sqrt(||W_i||_F^2 + ||W_j||_F^2)``: zeroing two layers gives a critical point (every gradient
-    block keeps a zero factor), a saddle when ``grad C(0) != 0``; for a depth-2 net this is ``||theta||``."""
+    """``min_{i<j} sqrt(||W_i||_F^2 + ||W_j||_F^2)``: zeroing two layers gives a critical point
+    (every gradient block keeps a zero factor), a saddle when ``grad C(0) != 0``; for a depth-2 net
+    this is ``||theta||``."""
     sq = sorted(float(np.sum(np.asarray(W) ** 2)) for W in params)
     if len(sq) < 2:
         raise ConfigError("params: expected at least 2 layers")
@@ -401,16 +424,17 @@ def _partials(params):
 
 
 def end_to_end_ntk(params) -> np.ndarray:
-    """``Theta = J J^*`` of the map ``theta -> A_theta`` as a ``(d_out d_in)^2`` matrix (column-major ``vec``):
-    ``Theta = sum_l (R_l^T R_l) kron (P_l P_l^T)``, ``P_l = W_L ... W_(l+1)``, ``R_l = W_(l-1) ... W_1``.
-    Its scale is ``L (sigma^2 w)^(L-1)``: exploding for ``gamma < 1``, vanishing for ``gamma > 1``."""
+    """``Theta = J J^*`` of the map ``theta -> A_theta`` as a ``(d_out d_in)^2`` matrix
+    (column-major ``vec``): ``Theta = sum_l (R_l^T R_l) kron (P_l P_l^T)``, ``P_l = W_L ...
+    W_(l+1)``, ``R_l = W_(l-1) ... W_1``. Its scale is ``L (sigma^2 w)^(L-1)``: exploding for
+    ``gamma < 1``, vanishing for ``gamma > 1``."""
     _, left, right, L = _partials(params)
     return sum(np.kron(right[i].T @ right[i], left[i] @ left[i].T) for i in range(L))
 
 
 def _constraint(prob, m, n):
-    """(E, target, a_star): the global minima are ``{A : E vec(A) = E vec(target)}``; ``a_star`` bounds their
-    operator norm from below."""
+    """(E, target, a_star): the global minima are ``{A : E vec(A) = E vec(target)}``; ``a_star``
+    bounds their operator norm from below."""
     if isinstance(prob, Regression):
         lam, Q = np.linalg.eigh(np.asarray(prob.Sxx))
         Qp = Q[:, lam > 1e-12 * lam.max()]
@@ -430,8 +454,9 @@ def _constraint(prob, m, n):
 
 def init_distances(prob, params, *, max_iter: int = 50, rtol: float = 1e-10) -> InitDistances:
     """Distances from ``params`` to the nearest saddle and to the global-minimum set (see
-    :class:`InitDistances`). For ``sigma^2 = w^-gamma`` init on widths ``w``: ``to_saddle ~ w^((1-gamma)/2)``;
-    ``to_global_min -> 0`` for ``gamma < 1`` and stays ``>= ||A*||_2^(1/L) - o(1)`` for ``gamma > 1``.
+    :class:`InitDistances`). For ``sigma^2 = w^-gamma`` init on widths ``w``: ``to_saddle ~
+    w^((1-gamma)/2)``; ``to_global_min -> 0`` for ``gamma < 1`` and stays ``>= ||A*||_2^(1/L) -
+    o(1)`` for ``gamma > 1``.
     Cheap for wide nets: only products with ``d_in`` or ``d_out`` columns are formed."""
     m, n = _shape(prob)
     E, target, a_star = _constraint(prob, m, n)
@@ -460,7 +485,9 @@ def init_distances(prob, params, *, max_iter: int = 50, rtol: float = 1e-10) -> 
         theta = [Ws[i] + left[i].T @ X @ right[i].T for i in range(L)]
         if not all(np.all(np.isfinite(W)) for W in theta):
             break
-    dist = float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(theta, theta0)))) if converged else np.nan
+    dist = np.nan
+    if converged:
+        dist = float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(theta, theta0, strict=True))))
     norms = [np.linalg.norm(W, 2) for W in theta0]
     if np.prod(norms) >= a_star:
         lower = 0.0
