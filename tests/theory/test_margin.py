@@ -23,7 +23,7 @@ def _separable(seed, n, d, *, aniso=None, gap=0.15):
 
 
 def _min_norm_hull(Z):
-    """Min-norm point of conv{z_i} by NNLS with a heavily weighted sum-to-one row (Gilbert's geometric SVM)."""
+    """Min-norm point of conv{z_i} (geometric SVM) by NNLS with a heavily weighted sum-to-1 row."""
     M = 1e4
     A = np.vstack([Z.T, M * np.ones(len(Z))])
     b = np.concatenate([np.zeros(Z.shape[1]), [M]])
@@ -32,9 +32,15 @@ def _min_norm_hull(Z):
     return p / np.linalg.norm(p), np.linalg.norm(p)
 
 
-@pytest.mark.parametrize("seed,n,d,aniso", [
-    (0, 40, 2, None), (1, 60, 5, [3.0, 1.0, 0.3, 0.1, 2.0]), (2, 30, 8, None), (3, 100, 3, [1.0, 10.0, 0.1]),
-])
+@pytest.mark.parametrize(
+    "seed,n,d,aniso",
+    [
+        (0, 40, 2, None),
+        (1, 60, 5, [3.0, 1.0, 0.3, 0.1, 2.0]),
+        (2, 30, 8, None),
+        (3, 100, 3, [1.0, 10.0, 0.1]),
+    ],
+)
 def test_agrees_with_min_norm_hull(seed, n, d, aniso):
     X, y = _separable(seed, n, d, aniso=aniso)
     mm = mg.max_margin(X, y)
@@ -56,8 +62,9 @@ def test_two_d_brute_force_angle_scan():
 
     grid = np.linspace(-np.pi, np.pi, 20001)
     t0 = grid[np.argmin([neg_min_margin(t) for t in grid])]
-    res = minimize_scalar(neg_min_margin, bounds=(t0 - 1e-3, t0 + 1e-3), method="bounded",
-                          options={"xatol": 1e-12})
+    res = minimize_scalar(
+        neg_min_margin, bounds=(t0 - 1e-3, t0 + 1e-3), method="bounded", options={"xatol": 1e-12}
+    )
     mm = mg.max_margin(X, y)
     assert abs(mm.margin + res.fun) < 1e-8
     assert np.linalg.norm(mm.direction - [np.cos(res.x), np.sin(res.x)]) < 1e-5
@@ -88,11 +95,23 @@ def test_accepts_classification_and_matches_random_directions_bound():
     assert float(mg.normalized_margin(mm.direction, X, y)) == pytest.approx(mm.margin, abs=1e-10)
 
 
-@pytest.mark.parametrize("X,y", [
-    (np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]]), np.array([1.0, 1.0, -1.0, -1.0])),  # XOR
-    (np.array([[1.0], [2.0], [3.0], [4.0]]), np.array([1.0, 1.0, -1.0, -1.0])),  # separable only with intercept
-    (np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([1.0, 1.0])),  # a point at the origin has margin 0
-])
+@pytest.mark.parametrize(
+    "X,y",
+    [
+        (
+            np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]]),
+            np.array([1.0, 1.0, -1.0, -1.0]),
+        ),  # XOR
+        (
+            np.array([[1.0], [2.0], [3.0], [4.0]]),
+            np.array([1.0, 1.0, -1.0, -1.0]),
+        ),  # separable only with intercept
+        (
+            np.array([[0.0, 0.0], [1.0, 0.0]]),
+            np.array([1.0, 1.0]),
+        ),  # a point at the origin has margin 0
+    ],
+)
 def test_non_separable_raises(X, y):
     with pytest.raises(DataError, match="not linearly separable"):
         mg.max_margin(X, y)
@@ -118,7 +137,9 @@ def test_predictor_quantities_against_numpy():
     w = (Ws[2] @ Ws[1] @ Ws[0])[0]
     mm = mg.max_margin(X, y)
     assert np.allclose(mg.predictor(params), w, rtol=1e-12)
-    assert float(mg.max_margin_cosine(params, mm)) == pytest.approx(w @ mm.direction / np.linalg.norm(w))
+    assert float(mg.max_margin_cosine(params, mm)) == pytest.approx(
+        w @ mm.direction / np.linalg.norm(w)
+    )
     nm = np.min(y * (X @ w)) / np.linalg.norm(w)
     assert float(mg.normalized_margin(params, X, y)) == pytest.approx(nm, rel=1e-12)
     prod = np.prod([np.linalg.norm(W) for W in Ws])
@@ -134,7 +155,9 @@ def test_predictor_quantities_against_numpy():
 
 def test_balanced_rank_one_net():
     u = np.array([0.6, 0.8, 0.0])
-    params = dl.Net((3, 4, 5, 1)).init(jax.random.key(1), scheme="balanced", target=2.0 * u[None, :])
+    params = dl.Net((3, 4, 5, 1)).init(
+        jax.random.key(1), scheme="balanced", target=2.0 * u[None, :]
+    )
     assert mg.balance_constant(params) == pytest.approx(0.0, abs=1e-12)
     assert float(mg.end_to_end_alignment(params)) == pytest.approx(1.0, abs=1e-12)
     assert float(mg.max_margin_cosine(params, u)) == pytest.approx(1.0, abs=1e-12)
@@ -143,13 +166,18 @@ def test_balanced_rank_one_net():
 def test_balance_constant_against_definition():
     params = [np.asarray(W) for W in _random_params(2, (4, 3, 6, 1), scale=0.7)]
     fro2 = [np.sum(W**2) for W in params]
-    gaps = [np.max(np.abs(np.linalg.eigvalsh(params[k] @ params[k].T - params[k + 1].T @ params[k + 1])))
-            for k in range(2)]
+    gaps = [
+        np.max(
+            np.abs(np.linalg.eigvalsh(params[k] @ params[k].T - params[k + 1].T @ params[k + 1]))
+        )
+        for k in range(2)
+    ]
     assert mg.balance_constant(params) == pytest.approx(max(fro2) - fro2[-1] + sum(gaps), rel=1e-12)
 
 
 def test_lemma2_along_gradient_flow_and_can_fail():
-    """Lemma 2 holds along a fine-step GD (gradient flow) trajectory with unequal widths, and the check
+    """Lemma 2 holds along a fine-step GD (gradient flow) trajectory with unequal widths, and the
+    check
     reports a violation for a trajectory that does not start where it claims."""
     X, y = _separable(11, 30, 3, aniso=[2.0, 1.0, 0.3])
     obj = dl.Objective(dl.Classification(X, y), loss="logistic")
@@ -159,12 +187,14 @@ def test_lemma2_along_gradient_flow_and_can_fail():
     seen_gap = 0.0
     for t in range(3000):
         g = grad(p)
-        p = tuple(W - 2e-3 * G for W, G in zip(p, g))
+        p = tuple(W - 2e-3 * G for W, G in zip(p, g, strict=False))
         if t % 500 == 499:
             res = mg.lemma2(params0, p, rtol=1e-6)
             assert res.holds_a and res.holds_b
             seen_gap = max(seen_gap, res.rank_one_gap.max() / res.D)
     assert seen_gap > 0.05  # the bound is not vacuous on this instance
-    balanced = dl.Net((3, 7, 4, 1)).init(jax.random.key(0), scheme="balanced", target=np.ones((1, 3)))
+    balanced = dl.Net((3, 7, 4, 1)).init(
+        jax.random.key(0), scheme="balanced", target=np.ones((1, 3))
+    )
     res = mg.lemma2(balanced, params0)
     assert res.D == pytest.approx(0.0, abs=1e-12) and not res.holds_a

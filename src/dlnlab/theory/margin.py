@@ -1,19 +1,21 @@
 """Max-margin limits of deep linear classifiers (Ji and Telgarsky, ICLR 2019).
 
-On linearly separable data ``z_i = y_i x_i``, gradient flow / descent on the logistic or exponential risk of a
-scalar-output deep linear network drives the risk to 0, makes every layer rank one, aligns adjacent layers and
-turns the end-to-end predictor ``w_prod = (W_L ... W_1)^T`` to the homogeneous hard-margin SVM direction
+On linearly separable data ``z_i = y_i x_i``, gradient flow / descent on the logistic or exponential
+risk of a scalar-output deep linear network drives the risk to 0, makes every layer rank one, aligns
+adjacent layers and turns the end-to-end predictor ``w_prod = (W_L ... W_1)^T`` to the homogeneous
+hard-margin SVM direction (no intercept)
 
-    u_bar = argmax_{||u|| = 1} min_i <u, z_i>,      gamma = max_{||u|| = 1} min_i <u, z_i>   (no intercept).
+    u_bar = argmax_{||u|| = 1} min_i <u, z_i>,      gamma = max_{||u|| = 1} min_i <u, z_i>.
 
-This module computes that limit with a real QP solver (clarabel) and certifies it, and provides the quantities
-the paper tracks: the cosine of ``w_prod`` with ``u_bar``, normalised margins, the end-to-end alignment and
-the Lemma 2 bounds computed from the initialisation. The rank-one ratio ``||W_k||_2 / ||W_k||_F`` and the
-adjacent alignment ``|<v_{k+1}, u_k>|`` live in :mod:`dlnlab.diagnostics`.
+This module computes that limit with a real QP solver (clarabel) and certifies it, and provides the
+quantities the paper tracks: the cosine of ``w_prod`` with ``u_bar``, normalised margins, the
+end-to-end alignment and the Lemma 2 bounds computed from the initialisation. The rank-one ratio
+``||W_k||_2 / ||W_k||_F`` and the adjacent alignment ``|<v_{k+1}, u_k>|`` live in
+:mod:`dlnlab.diagnostics`.
 
-Normalisation: the risk is ``(1/n) sum_i l(y_i f(x_i))`` (``dl.Objective(clf, loss="logistic"|"exponential")``),
-as in the paper; the SVM is written with the paper's 1/2: ``min 1/2 ||w||^2 s.t. <w, z_i> >= 1``, whose
-solution is ``w_hat = u_bar / gamma``.
+Normalisation: the risk is ``(1/n) sum_i l(y_i f(x_i))`` as in the paper
+(``dl.Objective(clf, loss="logistic"|"exponential")``); the SVM is written with the paper's 1/2,
+``min 1/2 ||w||^2 s.t. <w, z_i> >= 1``, whose solution is ``w_hat = u_bar / gamma``.
 
 Example:
     >>> import numpy as np
@@ -23,8 +25,8 @@ Example:
     >>> bool(mm.certificate.ok), round(float(mm.margin), 6), mm.support.tolist(), mm.spans_input
     (True, 1.0, [0, 1, 2], True)
 
-Reference: Z. Ji, M. Telgarsky, "Gradient descent aligns the layers of deep linear networks", ICLR 2019
-(arXiv:1810.02032), Theorems 1-2, Lemma 2; D. Soudry et al., JMLR 2018 (Assumption 3).
+Reference: Z. Ji, M. Telgarsky, "Gradient descent aligns the layers of deep linear networks",
+ICLR 2019 (arXiv:1810.02032), Theorems 1-2, Lemma 2; D. Soudry et al., JMLR 2018 (Assumption 3).
 """
 
 from __future__ import annotations
@@ -40,8 +42,18 @@ from ..errors import DataError, NumericalError
 from ..nets import end_to_end
 
 __all__ = [
-    "MaxMargin", "MarginCertificate", "Lemma2", "max_margin", "predictor", "max_margin_cosine",
-    "normalized_margin", "frobenius_margin", "end_to_end_alignment", "balance_constant", "lemma2",
+    "MaxMargin",
+    "MarginCertificate",
+    "Lemma2",
+    "max_margin",
+    "predictor",
+    "max_margin_cosine",
+    "normalized_margin",
+    "frobenius_margin",
+    "end_to_end_alignment",
+    "balance_constant",
+    "lemma2",
+    "lemma2_terms",
 ]
 
 # Certificate residuals above this (relative) are reported as a failed certificate.
@@ -54,11 +66,13 @@ class MarginCertificate:
 
     Attributes:
         primal_objective: ``1/2 ||w_hat||^2`` at the primal QP solution.
-        dual_objective: ``1^T a - 1/2 ||Z^T a||^2`` at the KKT multipliers ``a`` of the primal solve.
+        dual_objective: ``1^T a - 1/2 ||Z^T a||^2`` at the KKT multipliers ``a`` of the primal
+            solve.
         duality_gap: ``|primal - dual| / primal`` (0 at the optimum).
         stationarity: ``||w_hat - Z^T a|| / ||w_hat||`` (KKT stationarity).
-        dual_qp_agreement: ``||Z^T a_dual - w_hat|| / ||w_hat||`` with ``a_dual`` from an independent solve of
-            the dual QP (``nan`` when the dual solve was skipped, see ``dual_check_limit``).
+        dual_qp_agreement: ``||Z^T a_dual - w_hat|| / ||w_hat||`` with ``a_dual`` from an
+            independent solve of the dual QP (``nan`` when the dual solve was skipped, see
+            ``dual_check_limit``).
         complementarity: ``max_i a_i |<w_hat, z_i> - 1| / sum_i a_i``.
         max_violation: ``max_i max(0, 1 - <w_hat, z_i>)`` (primal feasibility).
         min_margin: ``min_i <u_bar, z_i>`` recomputed from the data.
@@ -80,8 +94,13 @@ class MarginCertificate:
     @property
     def ok(self) -> bool:
         """Every residual below 1e-7 (the dual-QP agreement only when it was computed)."""
-        checks = [self.duality_gap, self.stationarity, self.complementarity, self.max_violation,
-                  self.margin_error]
+        checks = [
+            self.duality_gap,
+            self.stationarity,
+            self.complementarity,
+            self.max_violation,
+            self.margin_error,
+        ]
         if np.isfinite(self.dual_qp_agreement):
             checks.append(self.dual_qp_agreement)
         return bool(max(checks) <= _CERT_TOL)
@@ -96,7 +115,8 @@ class MaxMargin:
         margin: ``gamma = min_i <u_bar, z_i> > 0``.
         weights: ``w_hat = u_bar / gamma``, the minimum-norm ``w`` with ``<w, z_i> >= 1``.
         dual: the multipliers ``a >= 0`` (``w_hat = Z^T a``), shape ``(n,)``.
-        support: indices ``S`` of the support vectors (``<u_bar, z_i> = gamma`` up to ``support_tol``).
+        support: indices ``S`` of the support vectors (``<u_bar, z_i> = gamma`` up to
+            ``support_tol``).
         support_rank: ``rank(Z_S)``.
         data_rank: ``rank(Z)``.
         spans_input: ``rank(Z_S) == d``, Assumption 3 of the paper (needed for Theorem 2).
@@ -125,7 +145,9 @@ def _signed_data(X, y) -> np.ndarray:
         raise DataError(f"X: expected at least one sample and one feature, got shape {X.shape}")
     bad = ~np.isin(y, (-1.0, 1.0))
     if bad.any():
-        raise DataError(f"y: expected labels in {{-1, +1}}, got {y[bad][0]!r} at index {int(np.argmax(bad))}")
+        raise DataError(
+            f"y: expected labels in {{-1, +1}}, got {y[bad][0]!r} at index {int(np.argmax(bad))}"
+        )
     return y[:, None] * X
 
 
@@ -139,22 +161,30 @@ def _qp(P, q, A, b, n_cone):
     settings.tol_feas = 1e-12
     settings.tol_ktratio = 1e-10
     settings.max_iter = 500
-    solver = clarabel.DefaultSolver(sp.csc_matrix(P), np.asarray(q, float), sp.csc_matrix(A),
-                                    np.asarray(b, float), [clarabel.NonnegativeConeT(n_cone)], settings)
+    solver = clarabel.DefaultSolver(
+        sp.csc_matrix(P),
+        np.asarray(q, float),
+        sp.csc_matrix(A),
+        np.asarray(b, float),
+        [clarabel.NonnegativeConeT(n_cone)],
+        settings,
+    )
     return solver.solve()
 
 
 def max_margin(X, y=None, *, support_tol: float = 1e-6, dual_check_limit: int = 4000) -> MaxMargin:
     """Homogeneous hard-margin SVM (no intercept) by an interior-point QP, with a certificate.
 
-    Solves ``min_w 1/2 ||w||^2 s.t. y_i <w, x_i> >= 1`` with clarabel (a real QP solve, not a large-C soft
-    margin), reads the KKT multipliers, and cross-checks against an independent solve of the dual QP
-    ``max_{a >= 0} 1^T a - 1/2 ||Z^T a||^2`` (skipped when ``n > dual_check_limit``, as it is dense in n).
+    Solves ``min_w 1/2 ||w||^2 s.t. y_i <w, x_i> >= 1`` with clarabel (a real QP solve, not a
+    large-C soft margin), reads the KKT multipliers, and cross-checks against an independent solve
+    of the dual QP ``max_{a >= 0} 1^T a - 1/2 ||Z^T a||^2`` (skipped when ``n > dual_check_limit``,
+    as it is dense in n).
 
     Args:
         X: inputs, shape ``(n, d)``; or a :class:`dlnlab.Classification` (then ``y`` is omitted).
         y: labels in {-1, +1}, shape ``(n,)``.
-        support_tol: a sample is a support vector when ``|<u_bar, z_i> - gamma| <= support_tol * max_i ||z_i||``.
+        support_tol: a sample is a support vector when ``|<u_bar, z_i> - gamma| <= support_tol *
+            max_i ||z_i||``.
         dual_check_limit: largest ``n`` for which the dual QP is solved as a cross-check.
 
     Raises:
@@ -172,8 +202,9 @@ def max_margin(X, y=None, *, support_tol: float = 1e-6, dual_check_limit: int = 
     status = str(sol.status)
     if status in ("PrimalInfeasible", "AlmostPrimalInfeasible"):
         raise DataError(
-            "X, y: the data are not linearly separable through the origin (no w with y_i <w, x_i> > 0 for "
-            "every i; the QP solver returned a certificate of infeasibility), so the hard-margin SVM does not "
+            "X, y: the data are not linearly separable through the origin (no w with "
+            "y_i <w, x_i> > 0 for every i; the QP solver returned a certificate of infeasibility), "
+            "so the hard-margin SVM does not "
             "exist; remove overlapping points or use a problem whose classes are separable"
         )
     if status not in ("Solved", "AlmostSolved"):
@@ -201,25 +232,39 @@ def max_margin(X, y=None, *, support_tol: float = 1e-6, dual_check_limit: int = 
     support_rank = int(np.linalg.matrix_rank(Z[support], tol=tol_rank)) if support.size else 0
     data_rank = int(np.linalg.matrix_rank(Z, tol=tol_rank))
     cert = MarginCertificate(
-        primal_objective=primal, dual_objective=dual_obj, duality_gap=abs(primal - dual_obj) / primal,
+        primal_objective=primal,
+        dual_objective=dual_obj,
+        duality_gap=abs(primal - dual_obj) / primal,
         stationarity=float(np.linalg.norm(w - Z.T @ a) / nw),
         dual_qp_agreement=agreement,
         complementarity=float(np.max(a * np.abs(zw - 1.0)) / max(a.sum(), np.finfo(float).tiny)),
         max_violation=float(np.max(np.maximum(0.0, 1.0 - zw))),
-        min_margin=float(margins.min()), margin_error=abs(float(margins.min()) - gamma) / gamma,
+        min_margin=float(margins.min()),
+        margin_error=abs(float(margins.min()) - gamma) / gamma,
         status=status,
     )
-    return MaxMargin(direction=u, margin=gamma, weights=w, dual=a, support=support,
-                     support_rank=support_rank, data_rank=data_rank, spans_input=support_rank == d,
-                     spans_data=support_rank == data_rank, certificate=cert)
+    return MaxMargin(
+        direction=u,
+        margin=gamma,
+        weights=w,
+        dual=a,
+        support=support,
+        support_rank=support_rank,
+        data_rank=data_rank,
+        spans_input=support_rank == d,
+        spans_data=support_rank == data_rank,
+        certificate=cert,
+    )
 
 
-# -- quantities along training ---------------------------------------------------------------------------------
+# -- quantities along training --------------------------------------------------------------------
 def predictor(params) -> jax.Array:
-    """``w_prod = (W_L ... W_1)^T`` as a vector of shape ``(d,)`` (a scalar-output net, ``d_L = 1``)."""
+    """``w_prod = (W_L ... W_1)^T``, shape ``(d,)``, of a scalar-output net (``d_L = 1``)."""
     A = end_to_end(tuple(jnp.asarray(W) for W in params))
     if A.shape[0] != 1:
-        raise DataError(f"params: expected a scalar-output net (last layer with 1 row), got {A.shape[0]} rows")
+        raise DataError(
+            f"params: expected a scalar-output net (last layer with 1 row), got {A.shape[0]} rows"
+        )
     return A[0]
 
 
@@ -237,20 +282,21 @@ def _direction(direction) -> jax.Array:
 def max_margin_cosine(w, direction) -> jax.Array:
     """Signed ``cos angle(w_prod, u_bar) = <w_prod, u_bar> / ||w_prod||`` (Theorem 2: tends to 1).
 
-    ``w`` is a parameter tuple or a predictor vector; ``direction`` a :class:`MaxMargin` or a vector.
+    ``w`` is a parameter tuple or a predictor vector; ``direction`` a :class:`MaxMargin` or a
+    vector.
     """
     w = _as_predictor(w)
     return jnp.dot(w, _direction(direction)) / jnp.linalg.norm(w)
 
 
 def normalized_margin(w, X, y) -> jax.Array:
-    """``min_i y_i <w_prod, x_i> / ||w_prod||``: at most ``gamma``, tends to ``gamma`` (Theorem 2)."""
+    """``min_i y_i <w_prod, x_i> / ||w_prod||``: at most ``gamma``, tends to it (Theorem 2)."""
     w = _as_predictor(w)
     return jnp.min(jnp.asarray(y) * (jnp.asarray(X) @ w)) / jnp.linalg.norm(w)
 
 
 def frobenius_margin(params, X, y) -> jax.Array:
-    """``gamma_F = min_i y_i <w_prod, x_i> / prod_k ||W_k||_F``, at most ``gamma`` always (paper, Sec. 3)."""
+    """``gamma_F = min_i y_i <w_prod, x_i> / prod_k ||W_k||_F``, never above ``gamma`` (Sec. 3)."""
     w = predictor(params)
     prod = jnp.prod(jnp.stack([jnp.linalg.norm(W) for W in params]))
     return jnp.min(jnp.asarray(y) * (jnp.asarray(X) @ w)) / prod
@@ -262,8 +308,8 @@ def _top_vectors(W):
 
 
 def end_to_end_alignment(params) -> jax.Array:
-    """``|<w_prod, v_1>| / prod_k ||W_k||_F`` (Theorem 1.5: tends to 1), ``v_1`` the top right singular
-    vector of ``W_1``."""
+    """``|<w_prod, v_1>| / prod_k ||W_k||_F`` (Theorem 1.5: tends to 1), ``v_1`` the top right
+    singular vector of ``W_1``."""
     _, _, v1 = _top_vectors(params[0])
     prod = jnp.prod(jnp.stack([jnp.linalg.norm(W) for W in params]))
     return jnp.abs(jnp.dot(predictor(params), v1)) / prod
@@ -272,14 +318,17 @@ def end_to_end_alignment(params) -> jax.Array:
 def balance_constant(params0) -> float:
     """The constant ``D`` of Lemma 2, from the initial layers only:
 
-        D = max_k ||W_k(0)||_F^2 - ||W_L(0)||_F^2 + sum_{k<L} ||W_k(0) W_k(0)^T - W_{k+1}(0)^T W_{k+1}(0)||_2
+        D = max_k ||W_k(0)||_F^2 - ||W_L(0)||_F^2
+            + sum_{k<L} ||W_k(0) W_k(0)^T - W_{k+1}(0)^T W_{k+1}(0)||_2
 
     (``D >= 0``, and ``D = 0`` exactly for a balanced init).
     """
     Ws = [np.asarray(W, float) for W in params0]
     fro2 = [float(np.sum(W * W)) for W in Ws]
-    gaps = sum(float(np.linalg.norm(Ws[k] @ Ws[k].T - Ws[k + 1].T @ Ws[k + 1], 2))
-               for k in range(len(Ws) - 1))
+    gaps = sum(
+        float(np.linalg.norm(Ws[k] @ Ws[k].T - Ws[k + 1].T @ Ws[k + 1], 2))
+        for k in range(len(Ws) - 1)
+    )
     return max(fro2) - fro2[-1] + gaps
 
 
@@ -291,8 +340,10 @@ class Lemma2:
         D: the constant of :func:`balance_constant`.
         rank_one_gap: ``||W_k||_F^2 - ||W_k||_2^2`` per layer; Lemma 2(a) says ``<= D``.
         alignment_sq: ``<v_{k+1}, u_k>^2`` per adjacent pair.
-        alignment_sq_bound: ``1 - (D + ||W_{k+1}(0)||_2^2 + ||W_k(0)||_2^2) / ||W_{k+1}||_2^2`` (Lemma 2(b)).
-        holds_a, holds_b: whether (a) and (b) hold (up to ``rtol`` relative to the quantities involved).
+        alignment_sq_bound: ``1 - (D + ||W_{k+1}(0)||_2^2 + ||W_k(0)||_2^2) / ||W_{k+1}||_2^2``
+            (Lemma 2(b)).
+        holds_a, holds_b: whether (a) and (b) hold (up to ``rtol`` relative to the quantities
+            involved).
     """
 
     D: float
@@ -307,30 +358,57 @@ class Lemma2:
         return self.holds_a and self.holds_b
 
 
-def lemma2(params0, params, *, rtol: float = 1e-9) -> Lemma2:
-    """Check Lemma 2 (a) and (b) at ``params`` for a trajectory started at ``params0`` (gradient flow).
+def lemma2_terms(params) -> dict:
+    """The time-dependent sides of Lemma 2, jit-compatible (usable as a dl.train summary):
+    ``rank_one_gap`` = ``||W_k||_F^2 - ||W_k||_2^2`` per layer, ``alignment_sq`` =
+    ``<v_{k+1}, u_k>^2`` per adjacent pair, ``top_sq`` = ``||W_k||_2^2`` per layer."""
+    gap, top, uv = [], [], []
+    for W in params:
+        u, s, v = _top_vectors(W)
+        top.append(s[0] ** 2)
+        gap.append(jnp.sum(s[1:] ** 2))
+        uv.append((u, v))
+    al = [jnp.dot(uv[k + 1][1], uv[k][0]) ** 2 for k in range(len(params) - 1)]
+    return {
+        "rank_one_gap": jnp.stack(gap),
+        "top_sq": jnp.stack(top),
+        "alignment_sq": jnp.stack(al) if al else jnp.zeros((0,)),
+    }
 
-    ``rtol`` absorbs float rounding: (a) is checked as ``gap <= D + rtol * ||W_k||_F^2``.
+
+def lemma2(params0, params=None, *, terms: dict | None = None, rtol: float = 1e-9) -> Lemma2:
+    """Check Lemma 2 (a) and (b) at ``params`` for a gradient-flow trajectory started at
+    ``params0``.
+
+    Instead of ``params`` one may pass ``terms``, the output of :func:`lemma2_terms`, possibly
+    recorded along a run (arrays with a leading time axis): the check then covers every recorded
+    time. ``rtol`` absorbs
+    float rounding: (a) is checked as ``gap <= D + rtol * ||W_k||_F^2``, (b) as ``a^2 >= bound -
+        rtol``.
     """
     Ws0 = [np.asarray(W, float) for W in params0]
-    Ws = [np.asarray(W, float) for W in params]
-    if [W.shape for W in Ws0] != [W.shape for W in Ws]:
-        raise DataError("params: expected the same layer shapes as params0")
+    if terms is None:
+        if params is None:
+            raise DataError(
+                "params: expected the parameters to check (or terms=lemma2_terms(params))"
+            )
+        Ws = [np.asarray(W, float) for W in params]
+        if [W.shape for W in Ws0] != [W.shape for W in Ws]:
+            raise DataError("params: expected the same layer shapes as params0")
+        terms = lemma2_terms(Ws)
+    gap = np.asarray(terms["rank_one_gap"], float)
+    top = np.asarray(terms["top_sq"], float)
+    al = np.asarray(terms["alignment_sq"], float)
     D = balance_constant(Ws0)
-    spec0 = [float(np.linalg.norm(W, 2)) ** 2 for W in Ws0]
-    gap, fro2, u, v, spec = [], [], [], [], []
-    for W in Ws:
-        U, s, Vt = np.linalg.svd(W, full_matrices=False)
-        fro2.append(float(np.sum(s**2)))
-        gap.append(float(np.sum(s[1:] ** 2)))
-        spec.append(float(s[0] ** 2))
-        u.append(U[:, 0])
-        v.append(Vt[0])
-    L = len(Ws)
-    al = np.array([float(np.dot(v[k + 1], u[k]) ** 2) for k in range(L - 1)])
-    bound = np.array([1.0 - (D + spec0[k + 1] + spec0[k]) / spec[k + 1] for k in range(L - 1)])
-    gap = np.array(gap)
-    holds_a = bool(np.all(gap <= D + rtol * np.array(fro2)))
+    spec0 = np.array([float(np.linalg.norm(W, 2)) ** 2 for W in Ws0])
+    bound = 1.0 - (D + spec0[1:] + spec0[:-1]) / top[..., 1:]
+    holds_a = bool(np.all(gap <= D + rtol * (gap + top)))
     holds_b = bool(np.all(al >= bound - rtol))
-    return Lemma2(D=D, rank_one_gap=gap, alignment_sq=al, alignment_sq_bound=bound,
-                  holds_a=holds_a, holds_b=holds_b)
+    return Lemma2(
+        D=D,
+        rank_one_gap=gap,
+        alignment_sq=al,
+        alignment_sq_bound=bound,
+        holds_a=holds_a,
+        holds_b=holds_b,
+    )
