@@ -8,3 +8,4 @@ from ._base import get as get
 from ._base import names as names
 from ._base import register as register
 from . import saxe  # noqa: F401
+from . import ji2019  # noqa: F401
