@@ -2,9 +2,9 @@
 
 A sweep table has one row per run: config columns, a ``seed`` column, metric columns and ``status``.
 For every metric the runs are grouped by the plotted axes; across seeds (and across any axes not
-plotted) the line shows the mean and the band spans min to max, the heatmap shows the mean. Runs
-whose metric is not finite (diverged) are left out of the statistics; an extra panel
-``diverged_fraction`` shows where they happened.
+plotted) the line shows the mean and the band spans min to max, the heatmap shows the mean.
+Diverged and failed runs (whose numbers are those of their last finite state) and non-finite values
+are left out of the statistics; an extra panel ``diverged_fraction`` shows where runs diverged.
 
 Example:
     >>> import pandas as pd
@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["plot_sweep"]
+__all__ = ["plot_sweep", "line_stats", "heatmap_grid"]
 
 
 def _log_scale(values) -> bool:
@@ -40,7 +40,9 @@ def _order(values):
         return sorted(set(values), key=str)
 
 
-def _line(ax, df, x, metric):
+def line_stats(df, x: str, metric: str):
+    """``(xs, mean, lo, hi)``: per value of ``x``, mean, min and max of the finite values of
+    ``metric`` (NaN where no run is finite)."""
     xs = _order(df[x])
     mean, lo, hi = [], [], []
     for v in xs:
@@ -49,6 +51,25 @@ def _line(ax, df, x, metric):
         mean.append(y.mean() if y.size else np.nan)
         lo.append(y.min() if y.size else np.nan)
         hi.append(y.max() if y.size else np.nan)
+    return xs, np.asarray(mean), np.asarray(lo), np.asarray(hi)
+
+
+def heatmap_grid(df, x: str, y: str, metric: str):
+    """``(xs, ys, grid)`` with ``grid[i, j]`` the mean of the finite ``metric`` values at
+    ``(x = xs[j], y = ys[i])`` (NaN where none is finite)."""
+    xs, ys = _order(df[x]), _order(df[y])
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for i, vy in enumerate(ys):
+        for j, vx in enumerate(xs):
+            vals = df.loc[(df[x] == vx) & (df[y] == vy), metric].to_numpy(dtype=float)
+            vals = vals[np.isfinite(vals)]
+            if vals.size:
+                grid[i, j] = vals.mean()
+    return xs, ys, grid
+
+
+def _line(ax, df, x, metric):
+    xs, mean, lo, hi = line_stats(df, x, metric)
     numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in xs)
     pos = np.asarray(xs, dtype=float) if numeric else np.arange(len(xs), dtype=float)
     n_seeds = int(df.groupby(x).size().max()) if len(df) else 0
@@ -58,7 +79,7 @@ def _line(ax, df, x, metric):
         ax.set_xscale("log")
     if not numeric:
         ax.set_xticks(pos, [str(v) for v in xs], rotation=30)
-    if _log_scale(lo + hi):
+    if _log_scale(np.concatenate([lo, hi]).tolist()):
         ax.set_yscale("log")
     ax.set(xlabel=x, ylabel=metric)
     ax.legend(frameon=False, fontsize=8)
@@ -67,14 +88,7 @@ def _line(ax, df, x, metric):
 def _heatmap(fig, ax, df, x, y, metric):
     from matplotlib.colors import LogNorm
 
-    xs, ys = _order(df[x]), _order(df[y])
-    grid = np.full((len(ys), len(xs)), np.nan)
-    for i, vy in enumerate(ys):
-        for j, vx in enumerate(xs):
-            vals = df.loc[(df[x] == vx) & (df[y] == vy), metric].to_numpy(dtype=float)
-            vals = vals[np.isfinite(vals)]
-            if vals.size:
-                grid[i, j] = vals.mean()
+    xs, ys, grid = heatmap_grid(df, x, y, metric)
     finite = grid[np.isfinite(grid)]
     norm = (
         LogNorm(finite.min(), finite.max()) if finite.size and _log_scale(finite.tolist()) else None
@@ -126,13 +140,17 @@ def plot_sweep(
     if "status" in df.columns and (df["status"] == "diverged").any():
         df["diverged_fraction"] = (df["status"] == "diverged").astype(float)
         metrics.append("diverged_fraction")
+    # Diverged and failed runs carry the numbers of their last finite state: leave them out of the
+    # statistics (the diverged_fraction panel shows where they are).
+    ok = df[~df["status"].isin(["diverged", "failed"])] if "status" in df.columns else df
     paths = []
     for metric in metrics:
+        data = df if metric == "diverged_fraction" else ok
         fig, ax = plt.subplots(figsize=(5.0, 3.6))
         if len(axes) == 1:
-            _line(ax, df, axes[0], metric)
+            _line(ax, data, axes[0], metric)
         else:
-            _heatmap(fig, ax, df, axes[0], axes[1], metric)
+            _heatmap(fig, ax, data, axes[0], axes[1], metric)
         ax.set_title(metric)
         fig.tight_layout()
         stem = out / f"{prefix}_{metric}"

@@ -243,6 +243,4 @@ def sweep(
                 },
                 title=f"dlnlab sweep: {spec.name or fn.name}",
             )
-    if not quiet and console is not None:
-        console.print(f"{len(ids)} runs ({skipped} already stored) -> {out}")
     return df

@@ -137,7 +137,7 @@ def _outcome(run, floor: float) -> dict:
 
 def _run_batch(configs: list[dict]) -> list[dict]:
     from ..objective import Objective
-    from ._batched import train_batched_cached as train_batched
+    from ..train import train_batched
 
     c0 = configs[0]
     objectives, inits, floors = [], [], []
