@@ -13,16 +13,21 @@ from .errors import ConfigError, DataError
 def as_array(name: str, value, *, ndim: int | Sequence[int] | None = None, dtype=np.float64) -> np.ndarray:
     """Convert ``value`` to a finite NumPy array, checking its number of dimensions."""
     try:
-        arr = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError) as exc:
+        complex_ = np.iscomplexobj(value)
+        arr = None if complex_ else np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DataError(f"{name}: expected a numeric array, got {type(value).__name__}") from exc
+    if complex_:
+        raise DataError(f"{name}: expected a real array, got complex values")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
             want = " or ".join(f"{d}-D" for d in allowed)
             raise DataError(f"{name}: expected a {want} array, got shape {arr.shape}")
     if arr.size and not np.all(np.isfinite(arr)):
-        raise DataError(f"{name}: contains NaN or infinite values")
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise DataError(f"{name}: contains NaN or infinite values (first at index {where}); "
+                        "expected finite numbers")
     return arr
 
 
@@ -61,8 +66,26 @@ def as_int(name: str, value, *, low: int | None = None) -> int:
     return int(value)
 
 
+def as_key(name: str, key):
+    """A JAX PRNG key from an integer seed (a 64-bit integer) or a key array (typed or raw uint32)."""
+    import jax
+
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if not -(2**63) <= int(key) < 2**63:
+            raise ConfigError(f"{name}: expected a seed in [-2**63, 2**63), got {int(key)}")
+        return jax.random.key(int(key))
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if np.shape(key) != ():
+            raise ConfigError(f"{name}: expected a single PRNG key, got a key array of shape {np.shape(key)}")
+        return key
+    if dtype == np.uint32 and np.shape(key) == (2,):  # a legacy jax.random.PRNGKey
+        return key
+    raise ConfigError(f"{name}: expected an integer seed or a jax.random.key, got {key!r}")
+
+
 def one_of(name: str, value, choices: Sequence[str]) -> str:
     """A string among ``choices``."""
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ConfigError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
