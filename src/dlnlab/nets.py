@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import as_array, as_float, as_int, one_of
+from ._checks import as_array, as_float, as_int, as_key, one_of
 from .errors import ConfigError, DataError
 
 __all__ = ["Net", "INIT_SCHEMES", "end_to_end"]
@@ -131,11 +132,10 @@ class Net:
           No identity is added on residual nets.
         """
         one_of("scheme", scheme, INIT_SCHEMES)
-        dtype = dtype or jnp.zeros(()).dtype
-        if isinstance(key, int):
-            key = jax.random.key(key)
+        dtype = _float_dtype(dtype)
+        key = as_key("key", key)
         if scheme == "balanced":
-            return self._balanced(key, target, dtype)
+            return _finite(self._balanced(key, target, dtype), "target", "(given)")
         keys = jax.random.split(key, self.depth)
         hidden = self.widths[1:-1] or self.widths
         params = []
@@ -149,7 +149,14 @@ class Net:
                 if gamma is None:
                     raise ConfigError("gamma: required for scheme 'width_power' (variance w**-gamma)")
                 g = as_float("gamma", gamma)
-                W = float(max(hidden)) ** (-g / 2) * jax.random.normal(k, (m, n), dtype)
+                try:
+                    std = float(max(hidden)) ** (-g / 2)
+                except OverflowError:
+                    std = math.inf
+                if not math.isfinite(std):
+                    raise ConfigError(f"gamma: width**(-gamma/2) overflows for width {max(hidden)}, "
+                                      f"got gamma={g}; expected a larger gamma")
+                W = std * jax.random.normal(k, (m, n), dtype)
             elif scheme in ("fan_in", "xavier"):
                 gain = 1.0 if scale is None else as_float("scale", scale, low=0.0)
                 var = 1.0 / n if scheme == "fan_in" else 2.0 / (n + m)
@@ -163,7 +170,9 @@ class Net:
             if self.residual_layers[i] and scheme != "identity":
                 W = W + jnp.eye(m, dtype=dtype)
             params.append(W)
-        return tuple(params)
+        if scheme == "width_power":
+            return _finite(tuple(params), "gamma", gamma)
+        return _finite(tuple(params), "scale", scale)
 
     def _balanced(self, key, target, dtype) -> Params:
         if target is None:
@@ -183,6 +192,29 @@ class Net:
             bases.append(np.asarray(_haar(k, h, r, jnp.float64)))
         bases.append(U[:, :r])
         return tuple(jnp.asarray(bases[i + 1] @ root @ bases[i].T, dtype) for i in range(L))
+
+
+def _float_dtype(dtype):
+    if dtype is None:
+        return jnp.zeros(()).dtype
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise ConfigError(f"dtype: expected a floating dtype such as 'float64', got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ConfigError(f"dtype: expected a floating dtype such as 'float64', got {dt}")
+    return dt
+
+
+def _finite(params: Params, field: str, value=None) -> Params:
+    """Initial weights are finite or the option that made them overflow is named."""
+    for i, W in enumerate(params):
+        if isinstance(W, jax.core.Tracer):  # under jit/vmap: values are unknown here
+            return params
+        if not bool(jnp.all(jnp.isfinite(W))):
+            raise ConfigError(f"{field}: the initial weights overflow with {field}={value!r} (W_{i + 1} has "
+                              f"NaN or inf entries in {W.dtype}); expected a smaller value")
+    return params
 
 
 def _haar(key, m: int, n: int, dtype) -> jax.Array:
