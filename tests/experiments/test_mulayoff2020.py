@@ -1,0 +1,86 @@
+"""The mulayoff2020 experiment: registration, a cheap step end to end, and its helpers against
+independent computations (NumPy losses, dl.curvature's dense Hessian, GD divergence near unstable minima)."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dlnlab as dl
+from dlnlab.experiments import _relu_denoiser as relu
+from dlnlab.experiments import get
+from dlnlab.experiments import mulayoff2020 as m
+from dlnlab.experiments._base import Context
+from dlnlab.theory import flat
+
+
+def test_registered_with_all_claim_steps():
+    exp = get("mulayoff2020")
+    names = [s.__name__ for s in exp.steps]
+    assert names == ["closed_form", "resnet_zero_init", "init_scale", "non_whitened", "gd_stability",
+                     "relu_denoiser", "figures"]
+    assert "Mulayoff" in exp.reference and "@inproceedings" in exp.bibtex
+
+
+def test_problem_has_zero_minimum_at_target(rng):
+    T = m.nonsymmetric_target(3)
+    S = np.diag([1.0, 2.0, 5.0, 10.0])
+    prob = m.problem(T, S)
+    assert float(prob.cost(jnp.asarray(T))) == pytest.approx(0.0, abs=1e-10)
+    assert flat.target(prob) == pytest.approx(T, abs=1e-12)
+    T_sym, _ = m.symmetric_target(0)
+    assert np.linalg.eigvalsh(T_sym) == pytest.approx([0.6, 1.0, 1.5, 2.5])
+
+
+def test_non_whitened_step_records_the_boundary(tmp_path: Path):
+    ctx = Context(paper="mulayoff2020", out=tmp_path, quick=True)
+    m.non_whitened(ctx)
+    (claim,) = ctx.claims
+    assert claim.claim == "non_whitened_boundary" and claim.passed
+    row = ctx.rows[0]
+    # the zero-init limit is the balanced minimum, strictly sharper than the flattest one
+    assert row["lambda"] == pytest.approx(row["lambda_balanced"], rel=1e-3)
+    assert row["ratio"] > 1.5
+    m._STATE.clear()
+
+
+def _scalar_run(ws, status="converged"):
+    return SimpleNamespace(params=tuple(jnp.full((1, 1), w) for w in ws), status=status)
+
+
+def test_stays_converged_rejects_unstable_minima():
+    # scalar chain N=3, t=2: the flattest minimum w_i = 2^(1/3) has sharpness 2*3*2^(4/3)
+    eta_c = 2 / (2 * 3 * 2 ** (4 / 3))
+    w = 2 ** (1 / 3)
+    near = [w * (1 + 1e-9), w, 2 / (w * w * (1 + 1e-9)) * (1 + 1e-10)]
+    runs = [_scalar_run(near), _scalar_run(near), _scalar_run(near, status="max_steps")]
+    ok = m._stays_converged(runs, [0.98 * eta_c, 1.02 * eta_c, 0.98 * eta_c], 2.0)
+    assert ok.tolist() == [True, False, False]
+
+
+def test_relu_loss_and_sharpness_match_independent_computations():
+    X, Y = relu.digits_denoising(n=40, noise=0.5, seed=1)
+    assert X.shape == (40, 64) and float(jnp.max(Y)) <= 1.0
+    assert float(jnp.std(X - Y)) == pytest.approx(0.5, rel=0.05)
+    params = relu.init(jax.random.key(0), (64, 3, 3, 64), gain=1.0)
+    Xn, Yn = np.asarray(X), np.asarray(Y)
+    h = Xn
+    for W in params[:-1]:
+        h = np.maximum(h @ np.asarray(W).T, 0.0)
+    out = h @ np.asarray(params[-1]).T
+    assert float(relu.loss(params, X, Y)) == pytest.approx(np.mean(np.sum((out - Yn) ** 2, axis=1)), rel=1e-12)
+    dense = dl.curvature.sharpness(lambda p: relu.loss(p, X, Y), params, method="exact")
+    assert relu.top_eigenvalue(params, X, Y) == pytest.approx(dense, rel=1e-7)
+    # GD below 2/sharpness decreases the loss; the scanned GD matches plain Python steps
+    p1, losses, _ = relu.train_gd(params, X, Y, lr=0.5 / dense, steps=4, record_every=1)
+    grad = jax.jit(jax.grad(relu.loss))
+    manual = params
+    for _ in range(4):
+        g = grad(manual, X, Y)
+        manual = tuple(W - 0.5 / dense * gw for W, gw in zip(manual, g, strict=True))
+    for a, b in zip(p1, manual, strict=True):
+        assert np.asarray(a) == pytest.approx(np.asarray(b), abs=1e-12)
+    assert losses[-1] < float(relu.loss(params, X, Y))
