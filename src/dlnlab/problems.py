@@ -51,10 +51,15 @@ class Regression(eqx.Module):
             raise DataError(f"Y: expected {X.shape[0]} rows (one per row of X), got {Y.shape[0]}")
         if X.shape[0] == 0:
             raise DataError("X: expected at least one sample, got 0")
+        _need_columns("X", X)
+        _need_columns("Y", Y)
         n = X.shape[0]
+        with np.errstate(over="ignore", invalid="ignore"):
+            Sxx, Syx, Syy = X.T @ X / n, Y.T @ X / n, np.sum(Y * Y) / n
+        _finite_moments("X, Y", Sxx, Syx, Syy)
         return cls(
-            Sxx=jnp.asarray(X.T @ X / n), Syx=jnp.asarray(Y.T @ X / n),
-            Syy=jnp.asarray(np.sum(Y * Y) / n), X=jnp.asarray(X), Y=jnp.asarray(Y),
+            Sxx=jnp.asarray(Sxx), Syx=jnp.asarray(Syx),
+            Syy=jnp.asarray(Syy), X=jnp.asarray(X), Y=jnp.asarray(Y),
         )
 
     @classmethod
@@ -67,6 +72,12 @@ class Regression(eqx.Module):
         d = Sxx.shape[0]
         if Sxx.shape != (d, d):
             raise DataError(f"Sxx: expected a square matrix, got shape {Sxx.shape}")
+        _need_columns("Sxx", Sxx)
+        if Syx.shape[0] == 0:
+            raise DataError(f"Syx: expected at least one row (one per output), got shape {Syx.shape}")
+        if np.abs(Sxx).max() > np.sqrt(np.finfo(np.float64).max):  # squared terms would overflow
+            raise DataError(f"Sxx: entries up to {np.abs(Sxx).max():.3g} overflow float64 arithmetic; "
+                            "expected rescaled data")
         if not np.allclose(Sxx, Sxx.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(Sxx).max())):
             raise DataError("Sxx: expected a symmetric matrix")
         if np.linalg.eigvalsh((Sxx + Sxx.T) / 2).min() < -1e-10 * max(1.0, np.abs(Sxx).max()):
@@ -97,6 +108,17 @@ class Regression(eqx.Module):
         return 2.0 * (A @ self.Sxx - self.Syx)
 
 
+def _need_columns(name: str, arr: np.ndarray) -> None:
+    if arr.ndim == 2 and arr.shape[1] == 0:
+        raise DataError(f"{name}: expected at least one column (feature), got shape {arr.shape}")
+
+
+def _finite_moments(name: str, *moments) -> None:
+    if not all(np.all(np.isfinite(m)) for m in moments):
+        raise DataError(f"{name}: the second moments overflow float64 (values too large); "
+                        "expected data that can be squared, e.g. rescaled")
+
+
 class Classification(eqx.Module):
     """Binary classification with labels in {-1, +1} and a scalar-output net (``d_out == 1``).
 
@@ -113,6 +135,7 @@ class Classification(eqx.Module):
             raise DataError(f"y: expected {X.shape[0]} labels (one per row of X), got {y.shape[0]}")
         if X.shape[0] == 0:
             raise DataError("X: expected at least one sample, got 0")
+        _need_columns("X", X)
         bad = ~np.isin(y, (-1.0, 1.0))
         if bad.any():
             raise DataError(f"y: expected labels in {{-1, +1}}, got {y[bad][0]!r} at index {int(np.argmax(bad))}")
