@@ -88,6 +88,8 @@ class Objective(eqx.Module):
             if wd.ndim > 1:
                 raise ConfigError(f"weight_decay: expected a number or one number per layer, got {weight_decay!r}")
             if wd.ndim == 1:
+                if wd.shape[0] == 0:
+                    raise ConfigError("weight_decay: expected a number or one number per layer, got []")
                 wd = np.array([as_float(f"weight_decay[{i}]", g, low=0.0) for i, g in enumerate(wd)])
                 if net is not None and wd.shape[0] != net.depth:
                     raise ConfigError(
