@@ -198,7 +198,7 @@ class Solution:
         r = ts.size
         rights = [x / np.linalg.norm(x) for x in rights] or [np.eye(self.widths[0])[0]]
         lefts = lefts or [np.eye(self.widths[-1])[0]]
-        keys = jax.random.split(jax.random.key(0) if key is None else key, max(len(hidden), 1))
+        keys = None if key is None else jax.random.split(key, max(len(hidden), 1))
         bases = []
         for lvl, h in enumerate(hidden):
             if len(self.mode_points) == 1:
@@ -223,8 +223,7 @@ class Solution:
         alpha = np.sqrt(ratio * ts[None, :])
         chain = [np.stack(rights, axis=1), *bases, np.stack(lefts, axis=1)]
         return tuple(
-            jnp.asarray(chain[i + 1] @ np.diag(alpha[i]) @ chain[i].T, dtype=jnp.float64)
-            for i in range(self.depth)
+            jnp.asarray(chain[i + 1] @ np.diag(alpha[i]) @ chain[i].T) for i in range(self.depth)
         )
 
     def prediction_variance(self, x=None):
