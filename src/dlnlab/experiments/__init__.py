@@ -10,3 +10,4 @@ from ._base import register as register
 from . import saxe  # noqa: F401
 from . import ji2019  # noqa: F401
 from . import mulayoff2020  # noqa: F401
+from . import ziyin2022  # noqa: F401
