@@ -39,9 +39,11 @@ h2{border-bottom:2px solid #d8dde6;padding-bottom:.2em;margin-top:1.8em}
 .ok{background:#dff3e4;color:#17692f}.bad{background:#fbe1e1;color:#a11d1d}
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:.6em 0}
 th,td{border:1px solid #d8dde6;padding:.3em .5em;text-align:left;vertical-align:top}
-th{background:#f1f3f7}td.num{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap}
-tr.fail td{background:#fff4f4}figure{display:inline-block;margin:.5em 1em .5em 0;max-width:100%}
-figure img{max-width:100%;border:1px solid #e3e6ec}figcaption{font-size:.85em;color:#5a6372}
+th{background:#f1f3f7}td.num{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
+td{overflow-wrap:anywhere}table.claims{table-layout:fixed}
+tr.fail td{background:#fff4f4}.figs{display:flex;flex-wrap:wrap;gap:.8em}
+figure{flex:1 1 420px;max-width:560px;margin:.3em 0}
+figure img{width:100%;border:1px solid #e3e6ec}figcaption{font-size:.85em;color:#5a6372}
 pre{background:#f6f8fa;border:1px solid #e3e6ec;padding:.8em;overflow-x:auto;font-size:.85em}
 .ref{font-style:italic}
 """
@@ -127,6 +129,11 @@ def _img(path: Path) -> str:
     )
 
 
+def _figs(paths) -> str:
+    imgs = [_img(p) for p in paths if Path(p).exists()]
+    return f'<div class="figs">{"".join(imgs)}</div>' if imgs else ""
+
+
 def _claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
     head = (
         "<tr><th>paper</th><th>claim</th><th>statement</th><th>expected</th><th>measured</th>"
@@ -147,7 +154,8 @@ def _claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
         )
     if not body:
         body.append('<tr><td colspan="7">no claims were checked</td></tr>')
-    return f'<table class="claims">{head}{"".join(body)}</table>'
+    cols = "".join(f'<col style="width:{w}%">' for w in (8, 11, 35, 15, 15, 9, 7))
+    return f'<table class="claims"><colgroup>{cols}</colgroup>{head}{"".join(body)}</table>'
 
 
 def _frame_table(df, *, max_rows: int = 200) -> str:
@@ -190,6 +198,9 @@ def render_report(
         if n_bad == 0
         else f'<span class="badge bad">{n_bad} of {len(claims)} claims failed</span>'
     )
+    if sweep is not None and not claims:
+        status = f'<span class="badge ok">{_e(sweep.get("status", "sweep"))}</span>'
+
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -207,11 +218,11 @@ def render_report(
         parts.append(f'<h2 id="{_e(exp.name)}">{_e(exp.name)}: {_e(exp.title)}</h2>')
         parts.append(f'<p class="ref">{_e(exp.reference)}</p>')
         parts.append(f'<p class="meta">{len(mine)} claims, {bad} failed.</p>')
-        parts += [_img(p) for p in figures.get(exp.name, []) if Path(p).exists()]
+        parts.append(_figs(figures.get(exp.name, [])))
     if sweep is not None:
         parts.append(f'<h2 id="sweep">Sweep: {_e(sweep.get("name", ""))}</h2>')
         parts.append(_kv_table(sweep.get("summary", {})))
-        parts += [_img(p) for p in sweep.get("figures", []) if Path(p).exists()]
+        parts.append(_figs(sweep.get("figures", [])))
         if sweep.get("table") is not None:
             parts += ["<h3>Runs</h3>", _frame_table(sweep["table"])]
     parts += [

@@ -237,6 +237,8 @@ def sweep(
                 config=config_rows,
                 sweep={
                     "name": spec.name or fn.name,
+                    "status": f"{len(ids)} runs: "
+                    + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
                     "summary": summary,
                     "figures": figures,
                     "table": df.drop(columns=["message"], errors="ignore"),
