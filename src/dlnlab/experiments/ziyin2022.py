@@ -42,7 +42,7 @@ from ..theory import exact
 from ..train import train, train_batched
 from ._base import Context, Experiment, register
 
-__all__ = ["EXPERIMENT", "problem"]
+__all__ = ["EXPERIMENT", "problem", "scalar_problem", "scheduled_decay"]
 
 BIBTEX = """@inproceedings{ziyin2022exact,
   title     = {Exact Solutions of a Deep Linear Network},
@@ -227,6 +227,21 @@ def step_zero_is_a_bad_minimum(ctx: Context) -> None:
         )
 
 
+def scheduled_decay(levels, per: int) -> optax.GradientTransformation:
+    """Adds the weight-decay gradient ``2 gamma_j W`` with ``gamma_j = levels[step // per]`` (held at
+    the last level afterwards): GD on an objective without decay then follows a staircase in gamma."""
+    gam = jnp.asarray(levels, dtype=float)
+
+    def init(params):
+        return jnp.zeros((), jnp.int32)
+
+    def update(updates, count, params=None):
+        g = gam[jnp.minimum(count // per, gam.shape[0] - 1)]
+        return jax.tree.map(lambda u, p: u + 2.0 * g * p, updates, params), count + 1
+
+    return optax.GradientTransformation(init, update)
+
+
 def _sweep(ctx: Context, L: int) -> dict:
     """Adiabatic sweep: gamma goes up from 0.5 gamma* past the spinodal, then back down, in one GD run
     (weight decay applied by a scheduled optax transform; the objective itself has none)."""
@@ -241,16 +256,7 @@ def _sweep(ctx: Context, L: int) -> dict:
     )
     levels = np.concatenate([up, up[-2::-1]])
     per = _size(ctx, 1500, 3000)
-    gam = jnp.asarray(levels)
-
-    def init(params):
-        return jnp.zeros((), jnp.int32)
-
-    def update(updates, count, params=None):
-        g = gam[jnp.minimum(count // per, len(levels) - 1)]
-        return jax.tree.map(lambda u, p: u + 2.0 * g * p, updates, params), count + 1
-
-    opt = optax.chain(optax.GradientTransformation(init, update), optax.sgd(LR))
+    opt = optax.chain(scheduled_decay(levels, per), optax.sgd(LR))
     start = exact.solve(prob, widths, levels[0])
     p0 = _perturbed(start.params(), jax.random.key(ctx.seed + 7), 1.0, 1e-3)
     run = train(
