@@ -58,7 +58,7 @@ _CACHE: dict = {}
 
 
 def problem() -> Regression:
-    """Anisotropic 3-D regression: rotated ``Sxx`` (eigenvalues 1, 0.5, 0.2), teacher, label noise."""
+    """Anisotropic 3-D regression: rotated ``Sxx`` (eigenvalues 1, 0.5, 0.2), teacher, noise."""
     c, s = math.cos(0.6), math.sin(0.6)
     R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     A = R @ np.diag([1.0, 0.5, 0.2]) @ R.T
@@ -87,7 +87,7 @@ def _perturbed(params, key, scale, noise):
     return tuple(scale * W + noise * jax.random.normal(k, W.shape) for W, k in zip(params, keys))
 
 
-# -- one batched GD call per depth: phase diagram, bad minimum, initialisation study ------------------
+# -- one batched GD call per depth: phase diagram, bad minimum, initialisation study -------------
 def _gd_depth(ctx: Context, L: int) -> dict:
     key = (id(ctx), L)
     if key in _CACHE:
@@ -228,8 +228,8 @@ def step_zero_is_a_bad_minimum(ctx: Context) -> None:
 
 
 def scheduled_decay(levels, per: int) -> optax.GradientTransformation:
-    """Adds the weight-decay gradient ``2 gamma_j W`` with ``gamma_j = levels[step // per]`` (held at
-    the last level afterwards): GD on an objective without decay then follows a staircase in gamma."""
+    """Adds the weight-decay gradient ``2 gamma_j W`` with ``gamma_j = levels[step // per]`` (held
+    at the last level afterwards): GD on an objective without decay follows a staircase in gamma."""
     gam = jnp.asarray(levels, dtype=float)
 
     def init(params):
@@ -243,7 +243,7 @@ def scheduled_decay(levels, per: int) -> optax.GradientTransformation:
 
 
 def _sweep(ctx: Context, L: int) -> dict:
-    """Adiabatic sweep: gamma goes up from 0.5 gamma* past the spinodal, then back down, in one GD run
+    """Adiabatic sweep: gamma goes up from 0.5 gamma* past the spinodal, then back down, in one run
     (weight decay applied by a scheduled optax transform; the objective itself has none)."""
     prob, widths = problem(), _widths(L)
     crit = exact.critical_weight_decay(prob, widths)
@@ -371,7 +371,7 @@ def step_phase_diagram(ctx: Context) -> None:
 
 
 def _branch_op(prob, widths, g) -> float:
-    """Order parameter of the nonzero local minimum with the largest t (the branch a sweep follows)."""
+    """Order parameter of the nonzero local minimum with the largest t (the branch swept up)."""
     sol = exact.solve(prob, widths, g)
     mins = [p for p in sol.stationary_points if p.kind == "minimum" and p.t > 0]
     gam = np.asarray(sol.weight_decay)
@@ -418,7 +418,7 @@ def step_loss_slices(ctx: Context) -> None:
     )
 
 
-# -- closed form vs brute force -------------------------------------------------------------------
+# -- closed form vs brute force ------------------------------------------------------------------
 def _random_instance(rng, d=3):
     Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
     A = Q @ np.diag(rng.permutation(np.geomspace(1.0, 0.1, d))) @ Q.T
@@ -540,7 +540,7 @@ def step_brute_force(ctx: Context) -> None:
     )
 
 
-# -- stochastic neurons -----------------------------------------------------------------------------
+# -- stochastic neurons --------------------------------------------------------------------------
 def _mask_samples(params, noise, rng, n):
     """Mean end-to-end vectors ``(n, d_in)`` under n independent draws of every hidden unit's noise
     (sampled with NumPy: inverted-dropout masks or Gaussian ``1 + s N(0, 1)``)."""
@@ -651,7 +651,7 @@ def step_dropout(ctx: Context) -> None:
     ctx.table("variance_vs_width", [dict(width=int(h), var_theory=v) for h, v in zip(hs, var_th)])
 
 
-# -- critical weight decay vs depth and width --------------------------------------------------------
+# -- critical weight decay vs depth and width ----------------------------------------------------
 def step_critical_decay(ctx: Context) -> None:
     import matplotlib.pyplot as plt
 
@@ -742,7 +742,7 @@ def step_critical_decay(ctx: Context) -> None:
     )
 
 
-# -- initialisation --------------------------------------------------------------------------------
+# -- initialisation ------------------------------------------------------------------------------
 def step_initialisation(ctx: Context) -> None:
     rows = []
     table = {}
@@ -810,8 +810,10 @@ def step_cleanup(ctx: Context) -> None:
 EXPERIMENT = register(
     Experiment(
         name="ziyin2022",
-        title="Exact solutions of a deep linear network: weight decay, stochastic neurons, bad minima",
-        reference="L. Ziyin, B. Li, X. Meng, Exact Solutions of a Deep Linear Network, NeurIPS 2022",
+        title="Exact solutions of a deep linear network: weight decay, noise, bad minima at zero",
+        reference=(
+            "L. Ziyin, B. Li, X. Meng, Exact Solutions of a Deep Linear Network, NeurIPS 2022"
+        ),
         bibtex=BIBTEX,
         steps=(
             step_one_hidden_layer,
