@@ -414,6 +414,12 @@ def test_bad_inputs():
         ex.critical_weight_decay(ANISO, (2, 3, 1), profile=(1.0, 0.0))
 
 
+def test_prediction_variance_bad_input():
+    sol = ex.solve(ANISO, (2, 3, 3, 1), 0.05, dl.Dropout(0.2))
+    with pytest.raises(DataError, match="x: expected shape"):
+        sol.prediction_variance(np.ones(3))
+
+
 def test_solution_is_immutable():
     sol = ex.solve(ANISO, (2, 3, 1), 0.1)
     with pytest.raises(AttributeError):

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._checks import one_of
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ._exact_check import check_inputs
 from ._exact_reduced import critical_gamma, kind_at, spinodal_gamma, stationary_ts, zero_kind
 
@@ -439,7 +439,7 @@ def prediction_variance(solution: Solution, x=None):
         return float((solution.k - 1.0) * np.sum((A @ Sxx) * A))
     X = np.asarray(x, dtype=float)
     if X.shape[-1] != Sxx.shape[0] or X.ndim not in (1, 2):
-        raise ValueError(
+        raise DataError(
             f"x: expected shape ({Sxx.shape[0]},) or (n, {Sxx.shape[0]}), got {X.shape}"
         )
     out = (solution.k - 1.0) * np.sum((X @ A.T) ** 2, axis=-1)
