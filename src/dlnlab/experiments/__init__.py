@@ -11,3 +11,4 @@ from . import saxe  # noqa: F401
 from . import ji2019  # noqa: F401
 from . import mulayoff2020  # noqa: F401
 from . import ziyin2022  # noqa: F401
+from . import jacot2021  # noqa: F401
