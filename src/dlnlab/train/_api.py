@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._checks import as_float, as_int, one_of
+from .._checks import as_float, as_int, as_key, one_of
 from ..errors import ConfigError, DataError
 from ..objective import Objective
 from ._descent import CONVERGED, DIVERGED, MAX_STEPS, make_descent
@@ -68,6 +68,11 @@ def _options(objective, method, *, lr, steps, optimizer, record_every, batch_siz
             raise ConfigError(f"lr: expected a positive finite learning rate, got {lr!r}")
     elif not isinstance(optimizer, optax.GradientTransformation):
         raise ConfigError(f"optimizer: expected an optax GradientTransformation, got {type(optimizer).__name__}")
+    if batch_size is not None:
+        batch_size = as_int("batch_size", batch_size, low=1)
+        n = getattr(objective.problem, "n_samples", None)
+        if n is not None and batch_size > n:
+            raise ConfigError(f"batch_size: expected at most {n} (the sample count), got {batch_size}")
     if method == "sgd" and batch_size is None and objective.noise is None:
         raise ConfigError("batch_size: method='sgd' needs minibatches (batch_size) and/or neuron noise")
     record_every = max(1, steps // 100) if record_every is None else as_int("record_every", record_every, low=1)
@@ -98,10 +103,14 @@ def _to_runs(method, out, opts, batch: int | None):
             hist, params, code, t_final, n_steps, kind, last = jax.tree.map(pick, out)
             t_final = float(t_final)
             keep = opts["save_at"] <= t_final * (1 + 1e-12)
+            # A failed solve leaves inf in the save slots it never reached (t=0 included when no step
+            # was accepted): those rows are not records.
+            keep &= _finite_rows(hist)
             times = opts["save_at"][keep]
             hist = {k: np.asarray(v)[keep] for k, v in hist.items()}
-            if not times.size or times[-1] < t_final * (1 - 1e-12):  # stopped between save times
-                times = np.append(times, t_final)
+            last_ok = all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree.leaves(last))
+            if (not times.size or times[-1] < t_final * (1 - 1e-12)) and last_ok:
+                times = np.append(times, t_final)  # stopped between save times
                 hist = {k: np.concatenate([v, np.asarray(last[k])[None]]) for k, v in hist.items()}
             if kind == 2:
                 status, msg, bad = "diverged", f"the loss blew up or became non-finite at t={t_final:.6g}", t_final
@@ -118,6 +127,19 @@ def _to_runs(method, out, opts, batch: int | None):
             hist = {k: np.asarray(v)[:n_rec] for k, v in hist.items()}
             times = hist.pop("step").astype(np.int64)
             status = {CONVERGED: "converged", MAX_STEPS: "max_steps", DIVERGED: "diverged"}[int(status)]
+            if status == "diverged":
+                # The run stops at its last finite parameters, but their summaries (the blown-up loss)
+                # may overflow to inf/NaN: the history ends at the last finite record, and a record that
+                # repeats the previous step (divergence right after a record) is dropped.
+                ok = _finite_rows(hist)
+                n_ok = int(np.argmin(ok)) if not ok.all() else ok.size
+                if n_ok == 0:
+                    raise DataError("params: the summaries of the initial weights (loss, norms) overflow "
+                                    "float arithmetic; expected smaller initial weights")
+                if n_ok > 1 and times[n_ok - 1] == times[n_ok - 2]:
+                    n_ok -= 1
+                times = times[:n_ok]
+                hist = {k: v[:n_ok] for k, v in hist.items()}
             bad = int(bad_step) if status == "diverged" else None
             msg = {
                 "converged": f"a stopping threshold was met at step {int(times[-1])}",
@@ -129,15 +151,18 @@ def _to_runs(method, out, opts, batch: int | None):
     return runs
 
 
+def _finite_rows(hist) -> np.ndarray:
+    """Which records (rows) have only finite values in every summary."""
+    rows = [np.isfinite(np.asarray(v, dtype=float)).reshape(len(v), -1).all(axis=1) for v in hist.values()]
+    return np.logical_and.reduce(rows)
+
+
 def _public(opts):
     return {k: v for k, v in opts.items() if k not in ("summaries", "optimizer", "save_at")}
 
 
 def _keys(key, n: int | None):
-    if key is None:
-        key = 0
-    if isinstance(key, (int, np.integer)):
-        key = jax.random.key(int(key))
+    key = as_key("key", 0 if key is None else key)
     return key if n is None else jax.random.split(key, n)
 
 
@@ -183,6 +208,9 @@ def train(objective: Objective, params, *, method: str = "gd", lr: float = 1e-2,
                     batch_size=batch_size, t1=t1, save_at=save_at, rtol=rtol, atol=atol, max_steps=max_steps,
                     solver=solver, loss_threshold=loss_threshold, grad_threshold=grad_threshold,
                     divergence_threshold=divergence_threshold, summaries=summaries)
+    if method != "flow" and optimizer is None and np.ndim(lr) != 0:
+        raise ConfigError(f"lr: expected one learning rate (a number), got shape {np.shape(lr)}; "
+                          "use dl.train_batched for one per run")
     params = _check_params(objective, params)
     if method == "flow":
         out = _compiled(method, _flow_key(opts), batched=False)(objective, params)
@@ -256,6 +284,8 @@ def train_batched(objectives: Objective | Sequence[Objective], params_list: Sequ
         raise ConfigError(f"objectives: expected one objective or {n} (one per run), got {len(objs)}")
     opts = _options(objs[0], method, lr=np.asarray(lr, dtype=float) if not isinstance(lr, str) else lr,
                     **_fill(options))
+    if method != "flow" and np.ndim(lr) != 0 and np.shape(lr) != (n,):
+        raise ConfigError(f"lr: expected one learning rate or {n} (one per run), got shape {np.shape(lr)}")
     params = _stack([_check_params(o, p, f"params_list[{i}]") for i, (o, p) in enumerate(zip(objs, params_list))],
                     "params_list")
     obj_axis = None if shared else 0
