@@ -143,7 +143,7 @@ def test_escape_speed_is_the_sphere_maximum():
         shapes = [(widths[i + 1], widths[i]) for i in range(L)]
         sizes = [a * b for a, b in shapes]
 
-        def neg(z, shapes=shapes, sizes=sizes):
+        def neg(z, shapes=shapes, sizes=sizes, widths=widths):
             z = z / np.linalg.norm(z)
             Ws = np.split(z, np.cumsum(sizes)[:-1])
             A = np.eye(widths[0])
@@ -306,8 +306,8 @@ def test_saddle_distance_exponent_monte_carlo():
     rng = np.random.default_rng(10)
     ws = np.array([32, 128, 512])
     for gamma in (0.5, 1.5):
-        d = [sd.saddle_distance([rng.normal(size=(w, 4)) * w ** (-gamma / 2), rng.normal(size=(w, w)) * w ** (-gamma / 2),
-                                 rng.normal(size=(3, w)) * w ** (-gamma / 2)]) for w in ws]
+        d = [sd.saddle_distance([rng.normal(size=shape) * w ** (-gamma / 2) for shape in ((w, 4), (w, w), (3, w))])
+             for w in ws]
         assert np.polyfit(np.log(ws), np.log(d), 1)[0] == pytest.approx((1 - gamma) / 2, abs=0.03)
 
 
