@@ -68,18 +68,19 @@ class Objective(eqx.Module):
             )
         one_of("loss", loss, LOSSES)
         if loss != "squared" and not isinstance(problem, Classification):
-            raise ConfigError(f"loss: {loss!r} needs a dl.Classification problem; use 'squared' here")
+            raise ConfigError(f"loss: {loss!r} needs a dl.Classification problem; expected 'squared' here")
         if noise is not None and not isinstance(noise, (Dropout, MultiplicativeNoise)):
             raise ConfigError(f"noise: expected None, dl.Dropout or dl.MultiplicativeNoise, got {noise!r}")
         if noise is not None and not isinstance(problem, Regression):
-            raise ConfigError("noise: stochastic neurons are supported for dl.Regression problems only")
+            raise ConfigError(f"noise: expected None for a {type(problem).__name__} problem (stochastic "
+                              f"neurons are supported for dl.Regression only), got {noise!r}")
         if net is not None:
             if not isinstance(net, Net):
                 raise ConfigError(f"net: expected a dl.Net or None, got {type(net).__name__}")
             if (net.widths[0], net.widths[-1]) != (problem.d_in, problem.d_out):
                 raise DataError(
-                    f"net: widths {net.widths} do not match the problem (d_in={problem.d_in}, "
-                    f"d_out={problem.d_out})"
+                    f"net: widths {net.widths} do not match the problem: expected d_in={problem.d_in} "
+                    f"first and d_out={problem.d_out} last"
                 )
         if isinstance(weight_decay, jax.core.Tracer):
             wd = weight_decay  # inside jit/vmap (a batched sweep over decays): checked by the caller
@@ -117,8 +118,8 @@ class Objective(eqx.Module):
                 raise DataError(f"params[{i}]: expected {shapes[i - 1][0]} columns, got shape {shapes[i]}")
         if (shapes[0][1], shapes[-1][0]) != (self.problem.d_in, self.problem.d_out):
             raise DataError(
-                f"params: end-to-end shape ({shapes[-1][0]}, {shapes[0][1]}) does not match the problem "
-                f"({self.problem.d_out}, {self.problem.d_in})"
+                f"params: expected an end-to-end shape ({self.problem.d_out}, {self.problem.d_in}) (the "
+                f"problem's (d_out, d_in)), got ({shapes[-1][0]}, {shapes[0][1]})"
             )
         if self.weight_decay.ndim == 1 and self.weight_decay.shape[0] != len(params):
             raise ConfigError(
