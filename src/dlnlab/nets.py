@@ -184,7 +184,8 @@ class Net:
         r = int(np.sum(s > s.max(initial=0.0) * 1e-12 * max(T.shape))) if s.size else 0
         narrow = [h for h in self.widths[1:-1] if h < r]
         if narrow:
-            raise DataError(f"target: has rank {r} but the net has a hidden width {min(narrow)} < {r}")
+            raise DataError(f"target: has rank {r} but the net has a hidden width {min(narrow)} < {r}; expected every "
+                            f"hidden width >= {r}")
         L = self.depth
         root = np.diag(s[:r] ** (1.0 / L))
         bases = [Vt[:r].T]  # d_in x r
