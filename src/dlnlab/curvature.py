@@ -32,10 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
-from ._checks import as_float, as_int, one_of
-from .errors import ConfigError, NumericalError
+from ._checks import as_array, as_float, as_int, as_key, one_of
+from .errors import ConfigError, DataError, NumericalError
 from .objective import Objective
 
 __all__ = ["Eigen", "hessian", "hvp", "top_eigenvalues", "morse_index", "sharpness", "METHODS"]
@@ -63,7 +63,14 @@ def _as_fn(f):
 def _flat(f, params):
     fn = _as_fn(f)
     params = tuple(params) if isinstance(params, list) else params
-    flat, unravel = ravel_pytree(params)
+    try:
+        flat, unravel = ravel_pytree(params)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"params: expected a pytree of numeric arrays ({exc})") from None
+    if flat.size == 0:
+        raise DataError("params: expected at least one parameter, got none")
+    if not isinstance(flat, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(flat))):
+        raise DataError("params: contains NaN or infinite values; expected finite weights")
     return (lambda x: fn(unravel(x))), flat
 
 
@@ -71,6 +78,9 @@ def hessian(f, params) -> np.ndarray:
     """The dense Hessian (P x P) at ``params``, P = number of parameters."""
     g, x = _flat(f, params)
     H = np.asarray(jax.jit(jax.hessian(g))(x))
+    if not np.all(np.isfinite(H)):
+        raise NumericalError("hessian: the Hessian has NaN or infinite entries at these params (overflow); "
+                             "expected weights and data of moderate size")
     return (H + H.T) / 2
 
 
@@ -86,8 +96,11 @@ def _hvp_fn(f, params):
 
 def hvp(f, params, v) -> jax.Array:
     """The Hessian-vector product ``H v`` (``v`` flattened like the params), without forming H."""
-    mv, _ = _hvp_fn(f, params)
-    return mv(jnp.asarray(v))
+    mv, x = _hvp_fn(f, params)
+    v = as_array("v", v)
+    if v.shape != x.shape:
+        raise DataError(f"v: expected a flat vector of shape {x.shape} (one entry per parameter), got {v.shape}")
+    return mv(v)
 
 
 def _power(mv, x0, *, shift: float, tol: float, max_iter: int):
@@ -124,6 +137,9 @@ def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: st
     one_of("which", which, ("largest", "smallest"))
     k = as_int("k", k, low=1)
     tol = as_float("tol", tol, low=0.0)
+    if max_iter is not None:
+        max_iter = as_int("max_iter", max_iter, low=1)
+    key = as_key("key", key)
     g, x = _flat(f, params)
     n = x.size
     if k > n:
@@ -135,11 +151,11 @@ def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: st
         idx = np.arange(n)[::-1][:k] if which == "largest" else np.arange(k)
         return Eigen(w[idx], V[:, idx].T, "exact")
     mv, x = _hvp_fn(f, params)
-    v0 = np.asarray(jax.random.normal(jax.random.key(key) if isinstance(key, int) else key, (n,), x.dtype))
+    v0 = np.asarray(jax.random.normal(key, (n,), x.dtype))
     if method == "power":
         if k != 1:
             raise ConfigError(f"k: power iteration finds one eigenvalue, expected k=1, got {k}")
-        cap = 10_000 if max_iter is None else as_int("max_iter", max_iter, low=1)
+        cap = 10_000 if max_iter is None else max_iter
         top, v, ok = _power(mv, jnp.asarray(v0), shift=0.0, tol=tol, max_iter=cap)
         if which == "largest" and top < 0:  # the dominant eigenvalue was negative: shift past it
             top, v, ok = _power(mv, jnp.asarray(v0), shift=top, tol=tol, max_iter=cap)
@@ -157,6 +173,10 @@ def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: st
                      maxiter=max_iter)
     except ArpackNoConvergence as exc:
         raise NumericalError(f"Lanczos (ARPACK) did not converge: {exc}; raise max_iter or tol") from exc
+    except ArpackError as exc:  # e.g. a Hessian-vector product that overflows
+        raise NumericalError(f"Lanczos (ARPACK) failed: {exc}") from exc
+    if not np.all(np.isfinite(w)):
+        raise NumericalError("Lanczos returned non-finite eigenvalues (the Hessian overflows at these params)")
     order = np.argsort(w)[::-1] if which == "largest" else np.argsort(w)
     return Eigen(w[order], V[:, order].T, "lanczos")
 
@@ -172,6 +192,8 @@ def morse_index(f, params, *, tol: float = 1e-8, method: str = "exact", max_inde
     ``method="lanczos"`` computes the ``max_index`` smallest eigenvalues and so counts at most that many.
     """
     one_of("method", method, ("exact", "lanczos"))
+    tol = as_float("tol", tol, low=0.0)
+    max_index = as_int("max_index", max_index, low=1)
     if method == "exact":
         w = np.linalg.eigvalsh(hessian(f, params))
         scale = max(1.0, float(np.abs(w).max()))
