@@ -357,6 +357,15 @@ def step_phase_diagram(ctx: Context) -> None:
                 tolerance={"branch_relerr": 1e-4, "op": 1e-6},
                 passed=ok,
             )
+        if D >= 2:
+            meta_g = np.linspace(crit.critical, crit.spinodal * (1 - 1e-6), 60)
+            ax.plot(
+                meta_g,
+                [_branch_op(prob, widths, g) for g in meta_g],
+                "k--",
+                lw=1,
+                label="theory (metastable)",
+            )
         ax.axvline(crit.critical, color="gray", ls=":", lw=1)
         if D >= 2:
             ax.axvline(crit.spinodal, color="gray", ls="--", lw=1)
