@@ -17,6 +17,7 @@ if _os.environ.get("DLNLAB_X64", "1") != "0":
 from . import curvature as curvature  # noqa: E402
 from . import diagnostics as diagnostics  # noqa: E402
 from . import errors as errors  # noqa: E402
+from . import theory as theory  # noqa: E402
 from .nets import Net as Net  # noqa: E402
 from .objective import Objective as Objective  # noqa: E402
 from .problems import Classification as Classification  # noqa: E402
@@ -24,7 +25,6 @@ from .problems import Dropout as Dropout  # noqa: E402
 from .problems import MatrixCompletion as MatrixCompletion  # noqa: E402
 from .problems import MultiplicativeNoise as MultiplicativeNoise  # noqa: E402
 from .problems import Regression as Regression  # noqa: E402
-from . import theory as theory  # noqa: E402
 from .sweep import sweep as sweep  # noqa: E402
 from .train import Run as Run  # noqa: E402
 from .train import train as train  # noqa: E402

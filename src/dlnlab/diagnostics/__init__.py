@@ -10,6 +10,10 @@ Example:
 from ._balance import Balancedness as Balancedness
 from ._balance import balance_gaps as balance_gaps
 from ._balance import balancedness as balancedness
+from ._plateaus import Plateau as Plateau
+from ._plateaus import Plateaus as Plateaus
+from ._plateaus import detect_plateaus as detect_plateaus
+from ._plateaus import plateau_summaries as plateau_summaries
 from ._spectra import alignment as alignment
 from ._spectra import effective_rank as effective_rank
 from ._spectra import end_to_end as end_to_end
@@ -17,7 +21,3 @@ from ._spectra import layer_norms as layer_norms
 from ._spectra import numerical_rank as numerical_rank
 from ._spectra import rank_one_ratio as rank_one_ratio
 from ._spectra import singular_values as singular_values
-from ._plateaus import Plateau as Plateau
-from ._plateaus import Plateaus as Plateaus
-from ._plateaus import detect_plateaus as detect_plateaus
-from ._plateaus import plateau_summaries as plateau_summaries
