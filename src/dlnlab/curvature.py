@@ -63,12 +63,16 @@ def _as_fn(f):
 def _flat(f, params):
     fn = _as_fn(f)
     params = tuple(params) if isinstance(params, list) else params
+    if isinstance(f, Objective):
+        params = f._check(params)  # shapes against the problem (and the net, if any)
     try:
         flat, unravel = ravel_pytree(params)
     except (TypeError, ValueError) as exc:
         raise DataError(f"params: expected a pytree of numeric arrays ({exc})") from None
     if flat.size == 0:
         raise DataError("params: expected at least one parameter, got none")
+    if not jnp.issubdtype(flat.dtype, jnp.floating):
+        raise DataError(f"params: expected floating-point weights, got dtype {flat.dtype}")
     if not isinstance(flat, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(flat))):
         raise DataError("params: contains NaN or infinite values; expected finite weights")
     return (lambda x: fn(unravel(x))), flat
