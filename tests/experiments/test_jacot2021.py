@@ -15,7 +15,7 @@ from dlnlab.theory import saddles as sd
 def test_registered_with_all_steps():
     exp = experiments.get("jacot2021")
     assert [s.__name__ for s in exp.steps] == [
-        "step_staircase", "step_escape_times", "step_phase_diagram", "step_matrix_completion"]
+        "step_staircase", "step_escape_depth4", "step_depth2", "step_init_distances", "step_matrix_completion"]
     assert "2106.15933" in exp.reference and exp.bibtex.startswith("@article")
 
 
