@@ -63,8 +63,12 @@ def _options(objective, method, *, lr, steps, optimizer, record_every, batch_siz
         return opts
     steps = as_int("steps", steps, low=0)
     if optimizer is None:
-        lr_arr = np.asarray(lr, dtype=float) if not isinstance(lr, str) else None
-        if lr_arr is None or not np.all(np.isfinite(lr_arr)) or np.any(lr_arr <= 0):
+        try:
+            bad_type = isinstance(lr, (str, bytes, bool)) or np.asarray(lr).dtype == bool
+            lr_arr = None if bad_type else np.asarray(lr, dtype=float)
+        except (TypeError, ValueError):
+            lr_arr = None
+        if lr_arr is None or lr_arr.size == 0 or not np.all(np.isfinite(lr_arr)) or np.any(lr_arr <= 0):
             raise ConfigError(f"lr: expected a positive finite learning rate, got {lr!r}")
     elif not isinstance(optimizer, optax.GradientTransformation):
         raise ConfigError(f"optimizer: expected an optax GradientTransformation, got {type(optimizer).__name__}")
@@ -86,10 +90,16 @@ def _check_params(objective, params, name="params"):
         params = tuple(params)
     if not isinstance(params, tuple) or not params:
         raise DataError(f"{name}: expected a tuple of weight matrices, got {type(params).__name__}")
-    params = objective._check(tuple(jnp.asarray(W) for W in params))
+    try:
+        params = tuple(jnp.asarray(W) for W in params)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: expected numeric weight matrices ({exc})") from None
+    params = objective._check(params)
     for i, W in enumerate(params):
+        if not jnp.issubdtype(W.dtype, jnp.floating):
+            raise DataError(f"{name}[{i}]: expected floating-point weights, got dtype {W.dtype}")
         if not bool(jnp.all(jnp.isfinite(W))):
-            raise DataError(f"{name}[{i}]: contains NaN or infinite values")
+            raise DataError(f"{name}[{i}]: contains NaN or infinite values; expected finite weights")
     return params
 
 
@@ -279,11 +289,14 @@ def train_batched(objectives: Objective | Sequence[Objective], params_list: Sequ
         raise ConfigError("params_list: expected a non-empty sequence of initial parameter tuples")
     n = len(params_list)
     shared = isinstance(objectives, Objective)
+    if not shared and (not isinstance(objectives, Sequence)
+                       or not all(isinstance(o, Objective) for o in objectives)):
+        raise ConfigError("objectives: expected a dl.Objective or a sequence of them (one per run), got "
+                          f"{type(objectives).__name__}")
     objs = [objectives] * n if shared else list(objectives)
     if len(objs) != n:
         raise ConfigError(f"objectives: expected one objective or {n} (one per run), got {len(objs)}")
-    opts = _options(objs[0], method, lr=np.asarray(lr, dtype=float) if not isinstance(lr, str) else lr,
-                    **_fill(options))
+    opts = _options(objs[0], method, lr=lr, **_fill(options))
     if method != "flow" and np.ndim(lr) != 0 and np.shape(lr) != (n,):
         raise ConfigError(f"lr: expected one learning rate or {n} (one per run), got shape {np.shape(lr)}")
     params = _stack([_check_params(o, p, f"params_list[{i}]") for i, (o, p) in enumerate(zip(objs, params_list))],
