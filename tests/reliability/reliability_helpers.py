@@ -52,7 +52,7 @@ def check_message(exc: BaseException, field: str | None = None) -> str:
         bases = {re.sub(r"\[\d+\]", "", f).split(".")[-1] for f in fields} | set(fields)
         assert field in bases, f"message names {fields}, expected {field!r}: {msg!r}"
     low = msg.lower()
-    assert any(w in low for w in ("expected", "required", "needs", "supported", "use ")), (
+    assert any(w in low for w in ("expected", "required", "needs", "supported", "use ", "give ")), (
         f"message does not say what was expected: {msg!r}"
     )
     return msg
