@@ -112,7 +112,7 @@ def _fit(x, y):
 
 def _sizes(ctx):
     if ctx.quick:
-        return dict(sig3=np.geomspace(1e-3, 3e-2, 5), sig2=np.geomspace(1e-12, 1e-3, 5),
+        return dict(sig3=np.geomspace(1e-3, 3e-2, 4), sig2=np.geomspace(1e-12, 1e-3, 5),
                     sig4=np.geomspace(5e-3, 4e-2, 4), widths=(16, 64, 256, 1024),
                     gammas=(0.5, 0.75, 1.5, 2.0), seeds=2, n_save=300, dist_widths=(16, 64, 256, 1024))
     return dict(sig3=np.geomspace(3e-4, 3e-2, 7), sig2=np.geomspace(1e-14, 1e-3, 7),
@@ -135,7 +135,9 @@ def step_staircase(ctx: Context) -> None:
     sigmas = size["sig3"]
     t_pred = sd.predicted_escape_times(prob, depth=L, sigma=sigmas.min(), width=w, saddles=seq)
     runs = _flow(Objective(prob), [tuple(sigma * W for W in base) for sigma in sigmas],
-                 4.0 * t_pred[-1], 5 * size["n_save"], summaries=plateau_summaries)
+                 4.0 * t_pred[-1], 3 * size["n_save"], summaries=plateau_summaries,
+                 # Stop at convergence: past it an explicit solver crawls at its stability limit.
+                 loss_threshold=seq[-1].loss + 1e-10 * seq[0].loss)
     levels = np.array([np.linalg.norm(seq[k].end_to_end - seq[k - 1].end_to_end, 2) / 2
                        for k in range(1, K + 1)])
     theory_losses = np.array([s.loss for s in seq[:K]])
@@ -187,11 +189,11 @@ def step_staircase(ctx: Context) -> None:
                            for i in range(len(runs)) for p in found[i].plateaus])
     fig = matplotlib.figure.Figure(figsize=(10, 4))
     ax1, ax2 = fig.subplots(1, 2)
-    for i in np.argsort(sigmas)[::2]:
+    for c, i in enumerate(np.argsort(sigmas)[::2]):
         r = runs[i]
-        ax1.loglog(r.times[1:], r.history["loss"][1:] - seq[-1].loss + 1e-12, label=f"sigma={sigmas[i]:.0e}")
-        ax2.loglog(r.times[1:], r.history["singular_values"][1:], color=f"C{list(sigmas).index(sigmas[i])}",
-                   lw=1)
+        ax1.loglog(r.times[1:], r.history["loss"][1:] - seq[-1].loss + 1e-12, color=f"C{c}",
+                   label=f"sigma={sigmas[i]:.0e}")
+        ax2.loglog(r.times[1:], r.history["singular_values"][1:], color=f"C{c}", lw=1)
     for s in seq[:-1]:
         ax1.axhline(s.loss - seq[-1].loss, color="k", ls=":", lw=0.8)
     for k in range(1, K + 1):
@@ -247,7 +249,10 @@ def step_escape_depth4(ctx: Context) -> None:
     w, L, sig = 10, 4, size["sig4"]
     base = _direction((prob.d_in,) + (w,) * (L - 1) + (prob.d_out,), ctx.seed + L)
     t_pred = sd.predicted_escape_times(prob, depth=L, sigma=sig.min(), width=w, saddles=seq)[0]
-    runs = _flow(Objective(prob), [tuple(s * W for W in base) for s in sig], 3.0 * t_pred, size["n_save"])
+    # Only the first escape is needed: stop each run just past it.
+    stop = seq[1].loss + 0.01 * (seq[0].loss - seq[1].loss)
+    runs = _flow(Objective(prob), [tuple(s * W for W in base) for s in sig], 3.0 * t_pred, size["n_save"],
+                 loss_threshold=stop)
     t1s = np.array([_escape_time(r, level) for r in runs])
     slope = _fit(np.log(1 / sig), np.log(t1s))
     ctx.claim(f"escape_depth{L}", f"depth {L}: J_1 ~ sigma^-(L-2): slope of log J_1 vs log(1/sigma)",
@@ -334,14 +339,15 @@ def step_depth2(ctx: Context) -> None:
         return 3.0 * max(sd.predicted_escape_times(prob, depth=2, sigma=s, width=w, saddles=seq)[k]
                          for w, s, _ in group)
 
-    # Three compiled calls: the escape-law runs (first escape only, dense records), the narrow phase-diagram
-    # cells embedded in the next width, and w = 1024 alone (the balance summary recorded by dl.train forms
-    # w x w matrices, so its records are kept sparse). Phase runs stop once converged.
+    # Two compiled calls: the escape-law runs (w = 10, dense records) with the narrow phase-diagram cells,
+    # all embedded in the next width below 1024, then w = 1024 alone (the balance summary recorded by
+    # dl.train forms w x w matrices, so its records are kept sparse). Runs stop once converged.
     done = seq[-1].loss + 1e-10 * seq[0].loss
-    _, esc = _embedded(prob, esc_cells, 10, 4 * size["n_save"] // 3, horizon(esc_cells, 0), ctx.seed,
-                       summaries=plateau_summaries)
-    inits, runs = _embedded(prob, cells, max(w for w in widths_list if w < big), size["n_save"] // 3,
-                            horizon(cells, -1), ctx.seed, loss_threshold=done)
+    mid = max(w for w in widths_list if w < big)
+    inits, runs = _embedded(prob, esc_cells + cells, mid, 2 * size["n_save"] // 3,
+                            max(horizon(esc_cells, 0), horizon(cells, -1)), ctx.seed,
+                            summaries=plateau_summaries, loss_threshold=done)
+    esc, inits, runs = runs[: len(esc_cells)], inits[len(esc_cells):], runs[len(esc_cells):]
     inits_w, runs_w = _embedded(prob, wide, big, size["n_save"] // 5, horizon(wide, -1), ctx.seed,
                                 loss_threshold=done)
     # Claim 2, depth 2.
@@ -398,7 +404,7 @@ def step_depth2(ctx: Context) -> None:
     )
     ctx.table("phase_diagram", [{"width": w, "gamma": g, "rel_weight_change": m[0], "J1_times_S": m[1],
                                  "moved_over_linearised": m[2], "J1_pred_times_S": m[3]} for (w, g), m in mean.items()])
-    fig = matplotlib.figure.Figure(figsize=(14, 4))
+    fig = matplotlib.figure.Figure(figsize=(16, 4), layout="constrained")
     ax0, ax1, ax2 = fig.subplots(1, 3)
     ax0.plot(x, t1s, "o", label="flow")
     ax0.plot(x, t1s[0] + (x - x[0]) / S, "-", label="slope 1/S")
