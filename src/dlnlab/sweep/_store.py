@@ -3,7 +3,8 @@
 Layout of a store folder::
 
     runs/<run_id>.npz     trajectories (NumPy arrays; written first, loaded with allow_pickle=False)
-    runs/<run_id>.json    {run_id, function, version, config, status, message, metrics, seconds}:
+    runs/<run_id>.json    {run_id, function, version, config, status, message, metrics, seconds,
+                          npz_sha256, sha256}:
     the commit
                           marker, written last, so a run is done exactly when its JSON exists and
                           parses
@@ -13,22 +14,36 @@ Layout of a store folder::
 
 Every file is written to a temporary name and renamed into place (:mod:`dlnlab.report._io`), so a
 sweep killed with SIGKILL leaves complete files and, at worst, temporaries that the next run
-removes. Failed runs are stored too (status ``"failed"`` with the error) and retried by the next
-sweep; diverged runs are results and kept.
+removes. Every record carries the SHA-256 of its trajectory file and of itself; both are checked
+when a run is read, so a corrupted or hand-edited run counts as not done and is recomputed, and
+:func:`load_trajectory` refuses it. Failed runs are stored too (status ``"failed"`` with the
+error) and retried by the next sweep; diverged runs are results and kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..report._io import TMP_SUFFIX, atomic_write_bytes, atomic_write_text
 
 __all__ = ["Store", "load_trajectory"]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _record_digest(rec: dict) -> str:
+    """The checksum of a record: SHA-256 of its canonical JSON without the ``sha256`` field."""
+    body = {k: v for k, v in rec.items() if k != "sha256"}
+    return _sha256(json.dumps(body, sort_keys=True).encode("utf-8"))
 
 
 def _json_safe(x):
@@ -86,20 +101,26 @@ class Store:
         return n
 
     def record(self, rid: str) -> dict | None:
-        """The stored record of a run, or None when it is absent or unreadable."""
+        """The stored record of a run, or None when it is absent, unreadable or fails its
+        checksum."""
         try:
             rec = json.loads((self.runs / f"{rid}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return rec if isinstance(rec, dict) and rec.get("run_id") == rid else None
+        if not isinstance(rec, dict) or rec.get("run_id") != rid:
+            return None
+        return rec if rec.get("sha256") == _record_digest(rec) else None
 
     def is_done(self, rid: str) -> bool:
+        """A verified record that did not fail, with a trajectory matching its checksum."""
         rec = self.record(rid)
-        return (
-            rec is not None
-            and rec.get("status") != "failed"
-            and (self.runs / f"{rid}.npz").is_file()
-        )
+        if rec is None or rec.get("status") == "failed":
+            return False
+        try:
+            data = (self.runs / f"{rid}.npz").read_bytes()
+        except OSError:
+            return False
+        return _sha256(data) == rec.get("npz_sha256")
 
     def write(
         self, rid: str, *, function: str, version: str, config: dict, outcome: dict, seconds: float
@@ -113,6 +134,7 @@ class Store:
         np.savez(buf, **traj)
         atomic_write_bytes(self.runs / f"{rid}.npz", buf.getvalue())
         rec = {
+            "npz_sha256": _sha256(buf.getvalue()),
             "run_id": rid,
             "function": function,
             "version": version,
@@ -122,7 +144,9 @@ class Store:
             "metrics": {k: float(v) for k, v in (outcome.get("metrics") or {}).items()},
             "seconds": float(seconds),
         }
-        atomic_write_text(self.runs / f"{rid}.json", json.dumps(_json_safe(rec), sort_keys=True))
+        rec = _json_safe(rec)
+        rec["sha256"] = _record_digest(rec)
+        atomic_write_text(self.runs / f"{rid}.json", json.dumps(rec, sort_keys=True))
         return rec
 
     def table(self, rids, *, metrics=()):
@@ -162,9 +186,23 @@ class Store:
 
 
 def load_trajectory(out, rid: str) -> dict[str, np.ndarray]:
-    """The stored trajectory arrays of run ``rid`` in store ``out`` (never unpickles)."""
+    """The stored trajectory arrays of run ``rid`` in store ``out``, verified against the
+    checksum in the run's record (never unpickles)."""
     path = Path(out) / "runs" / f"{rid}.npz"
     if not path.is_file():
-        raise ConfigError(f"run_id: no stored trajectory {rid!r} under {str(out)!r}")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        raise ConfigError(f"run_id: expected a stored run, no trajectory {rid!r} under {str(out)!r}")
+    rec = Store(out).record(rid)
+    data = path.read_bytes()
+    if rec is None or _sha256(data) != rec.get("npz_sha256"):
+        raise DataError(
+            f"run_id: the trajectory of {rid!r} under {str(out)!r} fails its checksum (corrupted or "
+            "unrecorded); expected an intact run: sweep again to recompute it"
+        )
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"run_id: the trajectory of {rid!r} is not a plain array file ({exc}); expected "
+            "numeric arrays"
+        ) from None
