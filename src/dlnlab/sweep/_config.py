@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from ._registry import Sweepable, get_sweepable
 __all__ = ["SweepSpec", "load_spec", "run_id"]
 
 _TOP = ("name", "function", "seeds", "fixed", "grid", "zip")
+MAX_RUNS = 100_000  # a larger grid is almost surely a typo (and would take minutes just to expand)
 
 
 def run_id(function: str, config: Mapping[str, Any], version: str | None = None) -> str:
@@ -124,19 +126,19 @@ def _seeds(value) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise ConfigError(f"seeds: expected a count or a list of integers, got {value!r}")
     if isinstance(value, int):
-        if value < 1:
-            raise ConfigError(f"seeds: expected a count >= 1, got {value}")
+        if not 1 <= value <= MAX_RUNS:
+            raise ConfigError(f"seeds: expected a count >= 1 and <= {MAX_RUNS}, got {value}")
         return tuple(range(value))
     if (
         isinstance(value, list)
         and value
-        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+        and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in value)
     ):
         if len(set(value)) != len(value):
             raise ConfigError(f"seeds: expected distinct seeds, got {value}")
         return tuple(value)
     raise ConfigError(
-        f"seeds: expected a count or a non-empty list of integers >= 0, got {value!r}"
+        f"seeds: expected a count or a non-empty list of integers in [0, 2**63), got {value!r}"
     )
 
 
@@ -179,7 +181,10 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "config") -> SweepS
     ]:
         for k in fields:
             if k == "seed":
-                raise ConfigError(f"{where}.seed: set seeds with the top-level 'seeds' key")
+                raise ConfigError(
+                    f"{where}.seed: expected no seed field here; set seeds with the top-level "
+                    "'seeds' key"
+                )
             if k not in fn.all_fields:
                 raise ConfigError(
                     f"{where}.{k}: not a field of sweep function {fn.name!r}; expected some of "
@@ -196,6 +201,12 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "config") -> SweepS
         if len(set(lengths.values())) != 1:
             raise ConfigError(f"zip[{i}]: expected lists of equal length, got lengths {lengths}")
     seeds = _seeds(data.get("seeds", 1))
+    n_runs = len(seeds) * math.prod(len(v) for v in grid.values())
+    n_runs *= math.prod(len(next(iter(z.values()))) for z in zips)
+    if n_runs > MAX_RUNS:
+        raise ConfigError(
+            f"grid: expected at most {MAX_RUNS} runs (grid x zip x seeds), got {n_runs}; split the sweep"
+        )
     spec = SweepSpec(
         function=fn.name, fixed=tables["fixed"], grid=grid, zips=tuple(zips), seeds=seeds, name=name
     )
@@ -214,18 +225,22 @@ def load_spec(config) -> SweepSpec:
         text = None
         if isinstance(config, Path) or (len(str(config)) < 4096 and "\n" not in str(config)):
             if not path.is_file():
-                raise ConfigError(f"config: no such file {str(path)!r}")
+                raise ConfigError(f"config: no such file {str(path)!r}; expected a TOML file")
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"config: cannot read {str(path)!r} ({exc})") from None
+                raise ConfigError(
+                    f"config: cannot read {str(path)!r} ({exc}); expected a UTF-8 TOML file"
+                ) from None
             source = path.name
         else:
             text, source = str(config), "config"
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: malformed TOML ({exc})") from None
+            raise ConfigError(
+                f"{source}: malformed TOML ({exc}); expected TOML text (see docs/workflow.md)"
+            ) from None
         return spec_from_dict(data, source=source)
     raise ConfigError(
         f"config: expected a TOML path, a TOML string or a dict, got {type(config).__name__}"
