@@ -174,6 +174,8 @@ def sweep(
     fn = spec.sweepable
     configs = spec.expand()
     ids = [run_id(fn.name, c) for c in configs]
+    if out is not None and not str(out).strip():
+        raise ConfigError(f"out: expected a folder path, got {str(out)!r}")
     out = Path(tempfile.mkdtemp(prefix="dlnlab-sweep-")) if out is None else Path(out).expanduser()
     started = time.time()
     with Store(out) as store:
