@@ -158,7 +158,8 @@ class DaskExecutor:
                         n_workers=n,
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=":0",
+                        host="127.0.0.1",  # scheduler and workers listen on loopback only
+                        dashboard_address="127.0.0.1:0",
                         silence_logs=logging.ERROR,
                     )
                 )
