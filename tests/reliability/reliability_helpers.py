@@ -23,7 +23,7 @@ REJECTED: Counter = Counter()  # category -> generated bad inputs rejected with 
 ACCEPTED: Counter = Counter()  # category -> generated inputs that were valid and gave a checked result
 MIN_BAD_INPUTS = 1000
 
-_FIELD = re.compile(r"^[A-Za-z_][\w.\[\]-]*(, [A-Za-z_][\w.\[\]-]*)*:")
+_FIELD = re.compile(r"^[A-Za-z_][^\s:]*(, [A-Za-z_][^\s:]*)*:( |$)")  # "field:", "a.b[0]:", "X, Y:"
 
 
 def property_settings(n: int, **kw):
@@ -75,6 +75,23 @@ def all_finite(tree) -> bool:
     import jax
 
     return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree.leaves(tree))
+
+
+# -- shared training problem (tests reuse one compiled program per option set) ------------------
+STEPS, EVERY = 40, 4
+FLOW = {"t1": 5.0, "max_steps": 400, "save_at": "linear"}
+
+
+def training_problem():
+    import dlnlab as dl
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(24, 3)) * np.array([3.0, 1.0, 0.2])
+    Y = X @ rng.normal(size=(3, 2)) + 0.1 * rng.normal(size=(24, 2))
+    prob = dl.Regression.from_data(X, Y)
+    net = dl.Net((3, 5, 4, 2))
+    return (net, dl.Objective(prob, net=net),
+            dl.Objective(prob, net=net, noise=dl.Dropout(0.25), weight_decay=1e-3))
 
 
 # -- a cheap sweepable function (NumPy only), for store and CLI tests --------------------------------

@@ -106,7 +106,7 @@ def init_options(draw):
     return opts
 
 
-@rh.property_settings(250)
+@rh.property_settings(160)
 @given(residual=st.booleans(), opts=init_options())
 def test_net_init(residual, opts):
     net = dl.Net((3, 3, 2), residual=residual)
@@ -129,7 +129,9 @@ def _check_regression(prob):
     np.testing.assert_array_equal(Sxx, Sxx.T)
     scale = max(1.0, np.abs(Sxx).max())
     assert np.linalg.eigvalsh(Sxx).min() >= -1e-9 * scale
-    assert float(prob.cost(np.zeros((prob.d_out, prob.d_in)))) == float(Syy) >= 0
+    assert float(Syy) >= 0  # (XLA flushes subnormals to zero, hence the absolute tolerance)
+    np.testing.assert_allclose(float(prob.cost(np.zeros((prob.d_out, prob.d_in)))), float(Syy),
+                               rtol=1e-15, atol=1e-300)
 
 
 DATA = st.one_of(arrays(), arrays(ndim=2), arrays(ndim=2, elements=st.floats(-5, 5)), JUNK,
@@ -148,7 +150,7 @@ def samples(draw):
     return X, Y
 
 
-@rh.property_settings(150)
+@rh.property_settings(110)
 @given(XY=samples())
 def test_regression_from_data(XY):
     X, Y = XY
@@ -258,7 +260,7 @@ def objective_options(draw):
     return opts
 
 
-@rh.property_settings(150)
+@rh.property_settings(110)
 @given(opts=objective_options())
 def test_objective_options(opts):
     opts = dict(opts)

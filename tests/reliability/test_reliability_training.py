@@ -18,14 +18,8 @@ from hypothesis import strategies as st
 
 import dlnlab as dl
 
-STEPS, EVERY = 40, 4
-_RNG = np.random.default_rng(7)
-_X = _RNG.normal(size=(24, 3)) * np.array([3.0, 1.0, 0.2])
-_Y = _X @ _RNG.normal(size=(3, 2)) + 0.1 * _RNG.normal(size=(24, 2))
-PROB = dl.Regression.from_data(_X, _Y)
-NET = dl.Net((3, 5, 4, 2))
-OBJ = dl.Objective(PROB, net=NET)
-OBJ_NOISY = dl.Objective(PROB, net=NET, noise=dl.Dropout(0.25), weight_decay=1e-3)
+STEPS, EVERY = rh.STEPS, rh.EVERY
+NET, OBJ, OBJ_NOISY = rh.training_problem()
 LOG_LR = st.floats(-4.0, 1.5)
 LOG_SCALE = st.floats(-3.0, 2.5)
 
@@ -54,7 +48,7 @@ def _check_run(run, obj, lr, *, stochastic):
         rh.ACCEPTED["train: finite, ok"] += 1
 
 
-@rh.property_settings(80)
+@rh.property_settings(60)
 @given(log_lr=LOG_LR, log_scale=LOG_SCALE, seed=st.integers(0, 2**31),
        scheme=st.sampled_from(["gaussian", "fan_in", "orthogonal"]))
 def test_gd_is_finite_or_reports_divergence(log_lr, log_scale, seed, scheme):
@@ -66,7 +60,7 @@ def test_gd_is_finite_or_reports_divergence(log_lr, log_scale, seed, scheme):
         _check_run(run, OBJ, lr, stochastic=False)
 
 
-@rh.property_settings(40)
+@rh.property_settings(30)
 @given(log_lr=LOG_LR, log_scale=LOG_SCALE, seed=st.integers(0, 2**31), key=st.integers(0, 2**31))
 def test_sgd_with_dropout_is_finite_or_reports_divergence(log_lr, log_scale, seed, key):
     lr, scale = 10.0**log_lr, 10.0**log_scale
@@ -77,11 +71,11 @@ def test_sgd_with_dropout_is_finite_or_reports_divergence(log_lr, log_scale, see
         _check_run(run, OBJ_NOISY, lr, stochastic=True)
 
 
-@rh.property_settings(6)
+@rh.property_settings(5)
 @given(log_scale=st.floats(-2.0, 1.6), seed=st.integers(0, 100))
 def test_flow_never_records_nan(log_scale, seed):
     params = NET.init(seed, scheme="gaussian", scale=10.0**log_scale)
-    run = dl.train(OBJ, params, method="flow", t1=5.0, max_steps=400, save_at="linear")
+    run = dl.train(OBJ, params, method="flow", **rh.FLOW)
     assert run.status in ("max_steps", "converged", "diverged", "solver_failed")
     assert rh.all_finite(run.params) and len(run.times) >= 1
     assert all(np.all(np.isfinite(v)) for v in run.history.values())

@@ -1,0 +1,238 @@
+"""Store integrity: atomic writes, checksums verified on read, SIGKILL at random moments, two writers.
+
+The sweeps here run a NumPy-only sweepable function in forked processes (no JAX in the child, no
+interpreter start-up), so 20 kills at random moments fit in seconds. The store logic under test is
+the real one: ``dl.sweep`` with its Store, lock and atomic writes; only the executor is the serial
+in-process one (the store is written by the sweep process whichever executor computes the runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import signal
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import reliability_helpers as rh
+
+from dlnlab.errors import ConfigError, DataError
+from dlnlab.sweep import Store, load_spec, load_trajectory, run_id
+from dlnlab.sweep import _api as sweep_api
+
+rh.register_cheap()
+CFG = {"function": rh.CHEAP, "seeds": 4, "fixed": {"n": 60},
+       "grid": {"x": [round(0.1 * i, 1) for i in range(1, 26)]}}
+IDS = sorted(run_id(rh.CHEAP, c) for c in load_spec(CFG).expand())
+KILLS = 20
+FIGURES: dict = {}  # numbers for docs/reliability.md (printed by the tests)
+
+
+def _sweep_in_this_process(out, cfg=CFG):
+    old = sweep_api.make_executor
+    sweep_api.make_executor = rh.serial_executor
+    try:
+        return sweep_api.sweep(cfg, out=out, plot=False, report=False, quiet=True)
+    finally:
+        sweep_api.make_executor = old
+
+
+def _child(out, go=None):
+    if go is not None:
+        go.wait()
+    try:
+        _sweep_in_this_process(out)
+    except ConfigError as exc:
+        os._exit(3 if "another sweep is writing" in str(exc) else 4)
+    os._exit(0)
+
+
+def _fork(*args):
+    ctx = multiprocessing.get_context("fork")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # JAX warns about fork; the child never touches JAX
+        p = ctx.Process(target=_child, args=args)
+        p.start()
+    return p
+
+
+def _check_consistent(out: Path) -> int:
+    """Every committed run (its JSON exists) is readable and verified; returns how many."""
+    store = Store(out)
+    done = 0
+    for path in sorted((out / "runs").glob("*.json")):
+        rid = path.stem
+        rec = store.record(rid)
+        assert rec is not None, f"unreadable or unverified record {path.name}"
+        assert rec["status"] != "failed", rec["message"]
+        assert store.is_done(rid), f"record {rid} without a verified trajectory"
+        load_trajectory(out, rid)
+        done += 1
+    leftovers = [p.name for p in out.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
+    assert all(n.startswith(".") for n in leftovers), leftovers  # only hidden temporaries
+    return done
+
+
+def _check_complete(out: Path, reference: Path):
+    files = sorted(p.name for p in (out / "runs").iterdir())
+    assert files == sorted([f"{r}.json" for r in IDS] + [f"{r}.npz" for r in IDS])  # none lost/extra
+    assert not list(out.rglob("*.tmp"))
+    df = pd.read_parquet(out / "results.parquet")
+    assert len(df) == len(IDS) and df["run_id"].is_unique and sorted(df["run_id"]) == IDS
+    for rid in IDS:  # identical numbers to an uninterrupted sweep
+        a, b = load_trajectory(out, rid), load_trajectory(reference, rid)
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        ra, rb = (json.loads((d / "runs" / f"{rid}.json").read_text()) for d in (out, reference))
+        assert ra["metrics"] == rb["metrics"] and ra["config"] == rb["config"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    t0 = time.monotonic()
+    p = _fork(out)
+    p.join(120)
+    assert p.exitcode == 0
+    FIGURES["full_sweep_seconds"] = time.monotonic() - t0
+    _check_complete(out, out)
+    return out
+
+
+def test_sigkill_at_random_moments_never_loses_or_corrupts_a_run(reference, tmp_path):
+    rng = np.random.default_rng(2024)
+    full = FIGURES["full_sweep_seconds"]
+    kills, completed, stores, progress = 0, 0, [], []
+    out = tmp_path / "store0"
+    stores.append(out)
+    while kills < KILLS:
+        p = _fork(out)
+        p.join(rng.uniform(0.0, 0.7 * full))
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGKILL)
+            p.join(30)
+        if p.exitcode == -signal.SIGKILL:
+            kills += 1
+            progress.append(_check_consistent(out))
+        else:
+            assert p.exitcode == 0
+            completed += 1
+            _check_complete(out, reference)
+            out = tmp_path / f"store{len(stores)}"
+            stores.append(out)
+    # Resume every store to completion: nothing lost, duplicated or unreadable, same numbers.
+    for s in stores:
+        _sweep_in_this_process(s)
+        _check_complete(s, reference)
+    FIGURES.update(kills=kills, completed_between_kills=completed, stores=len(stores),
+                   runs_per_store=len(IDS), runs_lost=0)
+    print(f"\nSIGKILL figures: {FIGURES}; runs committed at each kill: {progress}")
+    assert any(0 < n < len(IDS) for n in progress)  # kills landed mid-sweep, not only at the ends
+
+
+def test_two_sweeps_on_one_store_at_once(reference, tmp_path):
+    out = tmp_path / "shared"
+    ctx = multiprocessing.get_context("fork")
+    outcomes = []
+    for _ in range(3):
+        go = ctx.Event()
+        procs = [_fork(out, go) for _ in range(2)]
+        go.set()
+        for p in procs:
+            p.join(120)
+        outcomes.append(sorted(p.exitcode for p in procs))
+        assert all(code in (0, 3) for code in outcomes[-1]), outcomes  # done, or refused clearly
+        assert 0 in outcomes[-1]  # one of them always gets the store
+        _check_complete(out, reference)
+    FIGURES["concurrent_outcomes"] = outcomes
+    print(f"\nexit codes of two simultaneous sweeps (0 = ran, 3 = refused by the lock): {outcomes}")
+
+
+def test_a_second_writer_is_refused_while_the_lock_is_held(tmp_path):
+    with Store(tmp_path):
+        with pytest.raises(ConfigError, match="another sweep is writing"):
+            with Store(tmp_path):
+                pass
+    with Store(tmp_path):  # released on exit
+        pass
+
+
+def _write_one(out, rid="a" * 32, traj=None):
+    traj = {"loss": np.arange(5.0)} if traj is None else traj
+    with Store(out) as store:
+        store.write(rid, function=rh.CHEAP, version="x", config={"x": 1.0}, seconds=0.1,
+                    outcome={"status": "max_steps", "metrics": {"m": 1.0}, "trajectory": traj})
+    return rid
+
+
+def test_checksums_are_verified_on_read(tmp_path):
+    rid = _write_one(tmp_path)
+    store = Store(tmp_path)
+    rec = store.record(rid)
+    assert rec is not None and store.is_done(rid)
+    npz = tmp_path / "runs" / f"{rid}.npz"
+    assert rec["npz_sha256"] == hashlib.sha256(npz.read_bytes()).hexdigest()
+    # One flipped byte in the trajectory: detected, the run counts as not done (a sweep redoes it).
+    raw = bytearray(npz.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    npz.write_bytes(bytes(raw))
+    assert not store.is_done(rid)
+    with pytest.raises(DataError, match="checksum"):
+        load_trajectory(tmp_path, rid)
+    # An edited record (a metric changed by hand) fails its own checksum.
+    _write_one(tmp_path, rid)
+    path = tmp_path / "runs" / f"{rid}.json"
+    rec = json.loads(path.read_text())
+    rec["metrics"]["m"] = 2.0
+    path.write_text(json.dumps(rec))
+    assert store.record(rid) is None and not store.is_done(rid)
+    # A truncated record is unreadable, never half-read.
+    _write_one(tmp_path, rid)
+    path.write_text(path.read_text()[:40])
+    assert store.record(rid) is None
+
+
+def test_a_corrupted_run_is_recomputed_by_the_next_sweep(reference, tmp_path):
+    out = tmp_path / "s"
+    _sweep_in_this_process(out)
+    victim = IDS[3]
+    npz = out / "runs" / f"{victim}.npz"
+    npz.write_bytes(npz.read_bytes()[:-7])
+    _sweep_in_this_process(out)
+    _check_complete(out, reference)
+
+
+class _Boom:
+    """Unpickling this would create a folder: proof that a stored array was unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_trajectories_are_never_unpickled(tmp_path):
+    rid = _write_one(tmp_path)
+    marker = tmp_path / "pwned"
+    buf = io.BytesIO()
+    np.savez(buf, loss=np.array([_Boom(str(marker))], dtype=object))
+    npz = tmp_path / "runs" / f"{rid}.npz"
+    npz.write_bytes(buf.getvalue())
+    rec = json.loads((tmp_path / "runs" / f"{rid}.json").read_text())
+    # Even with a forged, matching checksum the object array is refused, not unpickled.
+    rec["npz_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    body = {k: v for k, v in rec.items() if k != "sha256"}
+    rec["sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    (tmp_path / "runs" / f"{rid}.json").write_text(json.dumps(rec, sort_keys=True))
+    with pytest.raises(DataError):
+        load_trajectory(tmp_path, rid)
+    assert not marker.exists()
+    with pytest.raises(ConfigError, match="object"):
+        _write_one(tmp_path, "b" * 32, traj={"bad": np.array([{}], dtype=object)})
