@@ -47,7 +47,7 @@ def test_same_config_and_seed_give_the_same_bits(method, opts):
 SWEEP = {"function": "teacher_regression", "seeds": 2,
          "fixed": {"steps": 30, "width": 4, "d_in": 3, "d_out": 2, "teacher_sv": [2.0, 0.5],
                    "records": 5, "input_anisotropy": 3.0},
-         "grid": {"init_scale": [0.1, 0.5]}}
+         "grid": {"init_scale": [0.1, 0.5], "lr": [0.05, 60.0]}}  # lr = 60 diverges
 
 
 @pytest.mark.slow
@@ -61,10 +61,17 @@ def test_local_pool_and_dask_give_the_same_bits(monkeypatch):
         jobs = [pool.submit(lambda ex=ex: list(ex.run(batch)))
                 for ex in (LocalExecutor(workers=1), DaskExecutor(workers=1))]
         ((_, local),), ((_, dask),) = (j.result() for j in jobs)
-    assert len(local) == len(dask) == 4
+    assert len(local) == len(dask) == 8
     for (o1, _), (o2, _) in zip(local, dask):
         assert o1["status"] == o2["status"] != "failed", o1["message"]
         assert _same(o1["metrics"], o2["metrics"])
         assert _same(o1["trajectory"], o2["trajectory"])
     # and the runs differ between seeds and scales (the comparison is not vacuous)
-    assert len({o["metrics"]["final_loss"] for o, _ in local}) == 4
+    assert len({o["metrics"]["final_loss"] for o, _ in local}) == 8
+    # a diverged run is a result with finite numbers, reported as such
+    status = {cfg["lr"]: set() for cfg in configs}
+    for cfg, (o, _) in zip(configs, local):
+        status[cfg["lr"]].add(o["status"])
+        assert all(np.all(np.isfinite(v)) for v in o["trajectory"].values())
+        assert np.isfinite(o["metrics"]["final_loss"])
+    assert status == {0.05: {"max_steps"}, 60.0: {"diverged"}}

@@ -236,3 +236,15 @@ def test_trajectories_are_never_unpickled(tmp_path):
     assert not marker.exists()
     with pytest.raises(ConfigError, match="object"):
         _write_one(tmp_path, "b" * 32, traj={"bad": np.array([{}], dtype=object)})
+
+
+def test_sweeps_record_diverged_runs_go_on_and_report_them(tmp_path):
+    cfg = {"function": rh.CHEAP, "seeds": 2, "fixed": {"n": 5}, "grid": {"x": [1.0, 5000.0]}}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep_api, "make_executor", rh.serial_executor)
+        df = sweep_api.sweep(cfg, out=tmp_path, plot=False, quiet=True)
+    assert sorted(df["status"]) == ["diverged", "diverged", "max_steps", "max_steps"]
+    assert set(df.loc[df["status"] == "diverged", "x"]) == {5000.0}
+    assert all(Store(tmp_path).is_done(r) for r in df["run_id"])  # stored, not retried
+    html = (tmp_path / "report.html").read_text()
+    assert "status diverged" in html and html.count(">diverged<") == 2
