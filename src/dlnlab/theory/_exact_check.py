@@ -48,7 +48,8 @@ def _widths(prob, widths) -> tuple[int, ...]:
         raise ConfigError(f"widths: expected at least (d_in, d_out), got {w}")
     if (w[0], w[-1]) != (prob.d_in, prob.d_out):
         raise DataError(
-            f"widths: {w} do not match the problem (d_in={prob.d_in}, d_out={prob.d_out})"
+            f"widths: {w} do not match the problem (d_in={prob.d_in}, d_out={prob.d_out}); expected "
+            "d_in first and d_out last"
         )
     return w
 
