@@ -39,6 +39,7 @@ def pytest_sessionfinish(session, exitstatus):
         return _finish(session, total)
     cache.set("dlnlab/reliability", {
         "rejected": dict(rh.REJECTED), "accepted": dict(rh.ACCEPTED), "rejected_total": total,
+        "run_outcomes": dict(rh.OUTCOMES),
         "accepted_total": sum(rh.ACCEPTED.values()), "complete": _complete(),
     })
     _finish(session, total)
@@ -58,6 +59,8 @@ def pytest_terminal_summary(terminalreporter):
     for cat in sorted(set(rh.REJECTED) | set(rh.ACCEPTED)):
         tr.write_line(f"  {cat:32s} rejected with a clear error {rh.REJECTED[cat]:5d}   "
                       f"valid {rh.ACCEPTED[cat]:5d}")
+    for what, n in sorted(rh.OUTCOMES.items()):
+        tr.write_line(f"  {what:55s} {n:5d}")
     tr.write_line(f"  total: {total} bad inputs rejected with a clear error, {ok} valid inputs "
                   "checked (any other exception or a NaN fails its test)")
     if _complete() and total < rh.MIN_BAD_INPUTS:

@@ -73,11 +73,12 @@ def test_the_scan_would_catch_what_it_forbids(tmp_path):
 class _Tags(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tags, self.handlers, self.text = [], [], []
+        self.tags, self.handlers, self.text, self.links = [], [], [], []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.handlers += [k for k, _ in attrs if k.lower().startswith("on")]
+        self.links += [v for k, v in attrs if k.lower() in ("src", "href") and v and "://" in v]
 
     def handle_data(self, data):
         self.text.append(data)
@@ -113,6 +114,7 @@ def test_sweep_report_escapes_names_and_config_strings(tmp_path):
     assert len(df) == 2 and set(df["status"]) == {"max_steps"}
     p = _parse((tmp_path / "report.html").read_text())
     assert "script" not in p.tags and "img" not in p.tags and not p.handlers
+    assert not p.links  # nothing is loaded from the network
     text = "".join(p.text)
     assert EVIL in text  # the sweep name and the run table show the string as text
 

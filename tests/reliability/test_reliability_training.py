@@ -39,13 +39,13 @@ def _check_run(run, obj, lr, *, stochastic):
             nxt = [W - lr * G for W, G in zip(run.params, g)]
             assert (not np.isfinite(float(loss)) or float(loss) >= blowup
                     or not rh.all_finite(nxt)), "diverged although the step from its params is fine"
-        rh.ACCEPTED["train: diverged, reported"] += 1
+        rh.OUTCOMES["gd/sgd run: diverged, reported with its step"] += 1
     else:
         assert run.n_steps == STEPS and run.times[-1] == STEPS
         assert np.all(run.loss < blowup)
         if not stochastic:  # the last record is the loss of the returned params
             np.testing.assert_allclose(run.final_loss, float(obj.value(run.params)), rtol=1e-10)
-        rh.ACCEPTED["train: finite, ok"] += 1
+        rh.OUTCOMES["gd/sgd run: finite, ok status"] += 1
 
 
 @rh.property_settings(60)
@@ -82,7 +82,8 @@ def test_flow_never_records_nan(log_scale, seed):
     assert np.all(np.diff(run.times) > 0) and run.times[-1] <= 5.0
     if run.status == "max_steps":  # reached t1: a gradient flow never increases the loss
         assert run.times[-1] == 5.0 and np.all(np.diff(run.loss) <= 1e-9 * max(1.0, run.loss[0]))
-    rh.ACCEPTED[f"train(flow): {run.status}"] += 1
+    rh.ACCEPTED["train(flow: init)"] += 1
+    rh.OUTCOMES[f"flow run: {run.status}"] += 1
 
 
 # -- bad options: one option broken per example, so every example must be rejected -------------
