@@ -45,6 +45,13 @@ Params = tuple[jax.Array, ...]
 
 def end_to_end(params: Sequence[jax.Array]) -> jax.Array:
     """The end-to-end matrix ``A = W_L @ ... @ W_1`` (differentiable; no SVD)."""
+    if isinstance(params, (str, bytes)) or not isinstance(params, Sequence) or len(params) == 0:
+        raise DataError(f"params: expected a non-empty sequence of weight matrices, got {type(params).__name__}")
+    shapes = [tuple(jnp.shape(W)) for W in params]  # shapes only: safe under jit and vmap
+    for i, sh in enumerate(shapes):  # (leading batch axes are allowed: ``@`` broadcasts them)
+        if len(sh) < 2 or (i and sh[-1] != shapes[i - 1][-2]):
+            want = "a matrix" if len(sh) < 2 else f"{shapes[i - 1][-2]} columns"
+            raise DataError(f"params[{i}]: expected {want}, got shape {sh}")
     A = params[0]
     for W in params[1:]:
         A = W @ A
