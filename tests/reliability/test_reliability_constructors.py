@@ -293,6 +293,10 @@ def test_objective_rejects_bad_params(params, with_net):
     obj = dl.Objective(_REG, net=dl.Net((3, 4, 2)) if with_net else None)
     if isinstance(params, str) and params == "good":
         params = dl.Net((3, 4, 2)).init(3, scheme="gaussian", scale=0.5)
+    A = rh.outcome("diagnostics.end_to_end(params)", lambda: dl.diagnostics.end_to_end(params),
+                   field="params")
+    if A is not None:
+        assert A.shape == (np.shape(params[-1])[0], np.shape(params[0])[1])
     v = rh.outcome("Objective.value(bad params)", lambda: obj.value(params), field="params")
     if v is not None:  # shapes were right: finite params of moderate size give a finite value
         moderate = rh.all_finite(params) and max(np.abs(np.asarray(W)).max(initial=0) for W in params) < 1e50
