@@ -5,8 +5,9 @@ A depth-4 linear net (widths 32-256-256-256-32, 147,456 parameters) at a global 
 positive semi-definite and its top eigenvalue is the sharpness). Everything in float64.
 
 - dlnlab: ``dl.curvature.top_eigenvalues(obj, params, method="lanczos")`` (ARPACK on jitted Hessian-vector
-  products of the moment loss) and ``method="power"`` (power iteration inside one compiled loop); first calls,
-  so tracing and compilation are included.
+  products of the moment loss) and ``method="power"`` (power iteration inside one compiled loop). Every call
+  traces and compiles its Hessian-vector product, so compilation is included; each method keeps the faster of
+  two interleaved calls, and so does PyTorch.
 - PyTorch, the PyHessian recipe: ``nn.Sequential`` of bias-free ``nn.Linear`` on the raw samples, the gradient
   built once with ``create_graph=True``, each Hessian-vector product a second ``torch.autograd.grad``, power
   iteration with PyHessian's stopping rule (relative change of the Rayleigh quotient below ``tol``; PyHessian
@@ -85,38 +86,50 @@ def run(quick: bool = False) -> dict:
     X, Y, prob, net, params = problem(c)
     obj = dl.Objective(prob)
     rows, comparisons, notes = [], [], []
-    with Timer() as t_lz:
-        lz = dl.curvature.top_eigenvalues(obj, params, k=1, method="lanczos", tol=c["tol"])
-    with Timer() as t_pw:
-        pw = dl.curvature.top_eigenvalues(obj, params, k=1, method="power", tol=c["tol"],
-                                          max_iter=c["max_iter"])
+    # Each method runs twice, interleaved, and keeps its faster call: every call traces and compiles its
+    # Hessian-vector product again, but one-time costs of the process (eager ops on these shapes) are not
+    # charged to whichever method happens to go first.
+    t_lz, t_pw = float("inf"), float("inf")
+    for _ in range(2):
+        with Timer() as t:
+            lz = dl.curvature.top_eigenvalues(obj, params, k=1, method="lanczos", tol=c["tol"])
+        t_lz = min(t_lz, t.s)
+        with Timer() as t:
+            pw = dl.curvature.top_eigenvalues(obj, params, k=1, method="power", tol=c["tol"],
+                                              max_iter=c["max_iter"])
+        t_pw = min(t_pw, t.s)
     ref = float(lz.values[0])
-    rows.append(dict(method="dlnlab lanczos (ARPACK, moments)", seconds=t_lz.s, eigenvalue=ref))
-    rows.append(dict(method="dlnlab power (compiled loop, moments)", seconds=t_pw.s,
+    rows.append(dict(method="dlnlab lanczos (ARPACK, moments)", seconds=t_lz, eigenvalue=ref))
+    rows.append(dict(method="dlnlab power (compiled loop, moments)", seconds=t_pw,
                      eigenvalue=float(pw.values[0])))
     checks = [dict(what="dlnlab power vs lanczos", rel_diff=abs(float(pw.values[0]) - ref) / abs(ref))]
     if have_torch():
         threads = fastest_torch_threads(lambda: torch_power(X, Y, params, tol=0.0, max_iter=3))
+        t_pt = t_ptm = float("inf")
         with torch_threads(threads):
-            with Timer() as t_pt:
-                lam_pt, it_pt = torch_power(X, Y, params, tol=c["tol"], max_iter=c["max_iter"])
-            with Timer() as t_ptm:
-                lam_ptm, it_ptm = torch_power(X, Y, params, tol=c["tol"], max_iter=c["max_iter"],
-                                              moments=True, prob=prob)
-        rows.append(dict(method="PyTorch HVP power iteration (PyHessian recipe, samples)", seconds=t_pt.s,
+            for _ in range(2):
+                with Timer() as t:
+                    lam_pt, it_pt = torch_power(X, Y, params, tol=c["tol"], max_iter=c["max_iter"])
+                t_pt = min(t_pt, t.s)
+                with Timer() as t:
+                    lam_ptm, it_ptm = torch_power(X, Y, params, tol=c["tol"], max_iter=c["max_iter"],
+                                                  moments=True, prob=prob)
+                t_ptm = min(t_ptm, t.s)
+        rows.append(dict(method="PyTorch HVP power iteration (PyHessian recipe, samples)", seconds=t_pt,
                          eigenvalue=lam_pt, hvps=it_pt, detail=f"{threads} thread(s)"))
-        rows.append(dict(method="PyTorch HVP power iteration (moment loss)", seconds=t_ptm.s,
+        rows.append(dict(method="PyTorch HVP power iteration (moment loss)", seconds=t_ptm,
                          eigenvalue=lam_ptm, hvps=it_ptm, detail=f"{threads} thread(s)"))
         for label, lam in (("PyTorch samples", lam_pt), ("PyTorch moments", lam_ptm)):
             checks.append(dict(what=f"{label} vs dlnlab lanczos", rel_diff=abs(lam - ref) / abs(ref)))
-        for label, t in (("lanczos", t_lz.s), ("power", t_pw.s)):
+        for label, t in (("lanczos", t_lz), ("power", t_pw)):
             comparisons.append(dict(what=f"top Hessian eigenvalue: dlnlab {label} vs PyTorch PyHessian-style",
-                                    ours=1.0 / t, theirs=1.0 / t_pt.s, unit="1/s", ratio=t_pt.s / t,
-                                    target=5.0, met=t_pt.s / t >= 5.0, estimated=False))
+                                    ours=1.0 / t, theirs=1.0 / t_pt, unit="1/s", ratio=t_pt / t,
+                                    target=5.0, met=t_pt / t >= 5.0, estimated=False))
     else:
         notes.append("PyTorch is not installed (pip install -e .[bench]): its rows are skipped")
     agree = all(ch["rel_diff"] <= 1e-6 for ch in checks)
     notes.append(f"{net.n_params} parameters, {c['n_samples']} samples; all methods agree to 1e-6 relative: "
-                 f"{agree}; times include compilation (dlnlab) and the graph build (PyTorch)")
+                 f"{agree}; times (best of two calls) include tracing and compilation (dlnlab) and the graph "
+                 "build (PyTorch)")
     return dict(name="curvature", title="4. Curvature", config=c, rows=rows, comparisons=comparisons,
                 checks=checks, notes=notes)

@@ -19,6 +19,8 @@ steps``), because every record computes SVDs of the end-to-end matrices, which i
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +32,10 @@ F32 = jnp.float32
 
 
 def config(quick: bool) -> dict:
-    return dict(width=256, depth=4, batch=8, steps=20 if quick else 100, big=1024 if quick else 2048)
+    # BENCH_HW_BATCH / BENCH_HW_STEPS size the batch for an accelerator (many more nets keep it busy)
+    return dict(width=256, depth=4, batch=int(os.environ.get("BENCH_HW_BATCH", 8)),
+                steps=int(os.environ.get("BENCH_HW_STEPS", 20 if quick else 100)),
+                big=1024 if quick else int(os.environ.get("BENCH_HW_MATMUL", 2048)))
 
 
 def gd_flops_per_step(width: int, depth: int) -> float:

@@ -56,6 +56,18 @@ def table(results) -> str:
     return "\n".join(lines)
 
 
+def markdown(results) -> str:
+    """The comparison table as Markdown (pasted into docs/performance.md)."""
+    out = ["| benchmark | dlnlab | competitor | ratio | target | met |", "|---|---:|---:|---:|---:|:---:|"]
+    for res in results:
+        for c in res.get("comparisons", []):
+            star = "*" if c.get("estimated") else ""
+            out.append(f"| {c['what']} [{c.get('unit', '')}] | {_common.fmt(c['ours'])} | "
+                       f"{_common.fmt(c['theirs'])}{star} | {c['ratio']:.3g}x | {c['target']:g} | "
+                       f"{'yes' if c['met'] else '**no**'} |")
+    return "\n".join(out)
+
+
 def summary_plot(results, folder: Path) -> Path:
     """One bar per comparison: measured ratio over its target (>= 1 means the target is met)."""
     import matplotlib
@@ -65,8 +77,14 @@ def summary_plot(results, folder: Path) -> Path:
 
     comps = [c for r in results for c in r.get("comparisons", []) if c.get("target")]
     labels = [c["what"][:60] for c in comps]
-    vals = [c["ratio"] / c["target"] if c["what"].find("slope") < 0 else
-            (1.0 if c["met"] else 0.5) for c in comps]
+    def score(c):
+        if "slope" in c["what"]:  # met inside a band, not above a bound
+            return 1.0 if c["met"] else 0.5
+        if "<=" in c.get("target_note", ""):  # smaller is better
+            return c["target"] / c["ratio"]
+        return c["ratio"] / c["target"]
+
+    vals = [score(c) for c in comps]
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(comps) + 1.2))
     ax.barh(range(len(comps)), vals, color=["tab:green" if c["met"] else "tab:red" for c in comps])
     ax.axvline(1.0, color="k", lw=0.8)
@@ -87,6 +105,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", choices=NAMES, default=list(NAMES))
     ap.add_argument("--out", default=str(HERE / "results.json"), help="where to write the JSON results")
     ap.add_argument("--plots", default=str(HERE / "plots"), help="folder for the figures ('' to skip)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other benchmarks' results already in --out (rerun a few, keep the rest)")
     args = ap.parse_args(argv)
 
     env = _common.environment()
@@ -123,9 +143,16 @@ def main(argv=None) -> int:
     print()
     print(table(results))
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+    if args.merge and Path(args.out).exists():
+        fresh = {r["name"] for r in results}
+        old = json.loads(Path(args.out).read_text())["results"]
+        results = [r for r in old if r["name"] not in fresh] + results
+        results.sort(key=lambda r: NAMES.index(r["name"]))
+        print("merged with the earlier results of " + ", ".join(r["name"] for r in old if r["name"] not in fresh))
     out = {"environment": env, "quick": args.quick, "results": results}
     Path(args.out).write_text(json.dumps(_jsonable(out), indent=1))
-    print(f"wrote {args.out}")
+    Path(args.out).with_suffix(".md").write_text(markdown(results) + "\n")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
     return 0
 
 
