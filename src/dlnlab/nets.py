@@ -47,7 +47,7 @@ def end_to_end(params: Sequence[jax.Array]) -> jax.Array:
     """The end-to-end matrix ``A = W_L @ ... @ W_1`` (differentiable; no SVD)."""
     if isinstance(params, (str, bytes)) or not isinstance(params, Sequence) or len(params) == 0:
         raise DataError(f"params: expected a non-empty sequence of weight matrices, got {type(params).__name__}")
-    shapes = [tuple(jnp.shape(W)) for W in params]  # shapes only: safe under jit and vmap
+    shapes = [tuple(np.shape(W)) for W in params]  # shapes only: safe under jit and vmap
     for i, sh in enumerate(shapes):  # (leading batch axes are allowed: ``@`` broadcasts them)
         if len(sh) < 2 or (i and sh[-1] != shapes[i - 1][-2]):
             want = "a matrix" if len(sh) < 2 else f"{shapes[i - 1][-2]} columns"
@@ -104,8 +104,8 @@ class Net:
             got = len(params) if isinstance(params, Sequence) else type(params).__name__
             raise DataError(f"{name}: expected {self.depth} weight matrices, got {got}")
         for i, (W, shape) in enumerate(zip(params, self.shapes)):
-            if tuple(jnp.shape(W)) != shape:
-                raise DataError(f"{name}[{i}]: expected shape {shape}, got {tuple(jnp.shape(W))}")
+            if tuple(np.shape(W)) != shape:
+                raise DataError(f"{name}[{i}]: expected shape {shape}, got {tuple(np.shape(W))}")
         return tuple(jnp.asarray(W) for W in params)
 
     def apply(self, params, X) -> jax.Array:

@@ -110,7 +110,7 @@ class Objective(eqx.Module):
             return self.net.check_params(params)
         if not isinstance(params, Sequence) or len(params) == 0:
             raise DataError("params: expected a non-empty sequence of weight matrices")
-        shapes = [tuple(jnp.shape(W)) for W in params]
+        shapes = [tuple(np.shape(W)) for W in params]
         if any(len(s) != 2 for s in shapes):
             raise DataError(f"params: expected 2-D weight matrices, got shapes {shapes}")
         for i in range(1, len(shapes)):

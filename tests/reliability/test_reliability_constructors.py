@@ -210,7 +210,8 @@ def test_classification(XY, y, good_labels):
         assert set(np.unique(np.asarray(clf.y))) <= {-1.0, 1.0} and rh.all_finite(clf.X)
         assert clf.X.shape[0] == clf.y.shape[0] >= 1 and clf.d_in >= 1
         A = np.ones((1, clf.d_in))
-        np.testing.assert_allclose(clf.margins(A), np.asarray(clf.y) * np.asarray(clf.X).sum(1))
+        # atol: XLA flushes subnormal inputs to zero, which no user-visible margin depends on
+        np.testing.assert_allclose(clf.margins(A), np.asarray(clf.y) * np.asarray(clf.X).sum(1), atol=1e-300)
 
 
 @rh.property_settings(120)
