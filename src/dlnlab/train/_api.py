@@ -255,9 +255,20 @@ def _compiled(method, key, *, batched: bool, objective_axis=None):
         fn = make_flow(**opts)
         axes = (objective_axis, 0)
     else:
-        fn = make_descent(**opts)
-        axes = (objective_axis, 0, 0, 0)
+        # the descent loop is written for a batch (see _descent); one run is a batch of one
+        fn = make_descent(**opts, objective_axis=objective_axis)
+        if not batched:
+            fn = _one_run(fn)
+        return eqx.filter_jit(fn)
     return eqx.filter_jit(eqx.filter_vmap(fn, in_axes=axes) if batched else fn)
+
+
+def _one_run(batched_fn):
+    def fn(objective, params, key, lr):
+        out = batched_fn(objective, jax.tree.map(lambda x: x[None], params), key[None], jnp.asarray(lr)[None])
+        return jax.tree.map(lambda x: x[0], out)
+
+    return fn
 
 
 def _stack(trees, name):
