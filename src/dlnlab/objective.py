@@ -39,6 +39,24 @@ __all__ = ["Objective", "LOSSES"]
 LOSSES = ("squared", "logistic", "exponential")
 
 
+def _check_finite(params, *, differentiate: bool = False) -> None:
+    """Reject concrete weights that are not finite real numbers (an eager call would return NaN).
+
+    Traced weights (inside jit, vmap or grad: the training loops) are not checked: the check needs the values,
+    and compiled code pays nothing for it.
+    """
+    for i, W in enumerate(params):
+        if isinstance(W, jax.core.Tracer):
+            continue
+        a = np.asarray(W)
+        if a.dtype.kind not in ("f" if differentiate else "iuf"):  # jax.grad needs floating-point inputs
+            raise DataError(f"params[{i}]: expected real floating-point weights, got dtype {a.dtype}")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            where = tuple(int(j) for j in np.argwhere(~np.isfinite(a))[0])
+            raise DataError(f"params[{i}]: contains NaN or infinite values (first at index {where}); "
+                            "expected finite weights")
+
+
 class Objective(eqx.Module):
     """The loss of a DLN on a problem, with weight decay and optional stochastic neurons.
 
@@ -51,7 +69,10 @@ class Objective(eqx.Module):
         net: optional :class:`Net`; validates parameter shapes and makes weight decay act on ``W - I`` for
             residual blocks.
 
-    ``value``/``grad`` are pure functions of ``params`` and can be jitted, vmapped and differentiated.
+    ``value``/``grad`` are pure functions of ``params`` and can be jitted, vmapped and differentiated. Called
+    eagerly on concrete weights they first check them (NaN, inf or a non-numeric dtype in ``params[i]`` is a
+    :class:`dlnlab.errors.DataError`); traced weights (inside jit/vmap/grad, as in the training loops) are not
+    checked, so compiled code pays nothing.
     """
 
     problem: Regression | Classification | MatrixCompletion
@@ -105,7 +126,12 @@ class Objective(eqx.Module):
         self.net = net
 
     # -- pieces -------------------------------------------------------------------------------------------
-    def _check(self, params):
+    def _check(self, params, *, differentiate: bool = False):
+        params = self._check_shapes(params)
+        _check_finite(params, differentiate=differentiate)
+        return params
+
+    def _check_shapes(self, params):
         if self.net is not None:
             return self.net.check_params(params)
         if not isinstance(params, Sequence) or len(params) == 0:
@@ -164,10 +190,10 @@ class Objective(eqx.Module):
 
     def grad(self, params):
         """Gradient of :meth:`value` with respect to every weight matrix (a tuple of the params' shapes)."""
-        return jax.grad(self.value)(tuple(params))
+        return jax.grad(self.value)(self._check(params, differentiate=True))
 
     def value_and_grad(self, params):
-        return jax.value_and_grad(self.value)(tuple(params))
+        return jax.value_and_grad(self.value)(self._check(params, differentiate=True))
 
     # -- stochastic estimates (SGD) -------------------------------------------------------------------------
     def sample_value(self, params, key, *, batch_size: int | None = None) -> jax.Array:

@@ -41,3 +41,23 @@ def test_balancedness():
     gap = np.asarray(unbalanced[1].T @ unbalanced[1] - unbalanced[0] @ unbalanced[0].T)
     assert float(b.per_pair[0]) == pytest.approx(np.linalg.norm(gap))
     assert 0.1 < float(b.normalised) <= 1.0
+
+
+def test_bad_arguments_name_the_argument():
+    from dlnlab.errors import ConfigError, DataError
+
+    good = dl.Net((3, 4, 2)).init(0, scheme="gaussian", scale=0.5)
+    with pytest.raises(DataError, match=r"^params\[1\]: expected 4 columns \(the rows of params\[0\]\), got shape"):
+        dg.balancedness((good[0], np.ones((2, 3))))
+    W = np.array(good[0])
+    W[1, 2] = np.nan
+    with pytest.raises(DataError, match=r"^params\[0\]: contains NaN or infinite values \(first at index \(1, 2\)\)"):
+        dg.alignment((W, good[1]))
+    with pytest.raises(DataError, match=r"^x: expected a matrix \(2-D\) or its singular values \(1-D\)"):
+        dg.effective_rank(np.ones((2, 2, 2)))
+    with pytest.raises(DataError, match=r"^A: expected a matrix .* got shape \(3,\)"):
+        dg.singular_values(np.ones(3))
+    with pytest.raises(ConfigError, match=r"^rtol: expected a value >= 0.0, got -1.0"):
+        dg.numerical_rank(np.eye(2), rtol=-1.0)
+    with pytest.raises(DataError, match=r"^params: expected a non-empty sequence of weight matrices, got str"):
+        dg.layer_norms("W")

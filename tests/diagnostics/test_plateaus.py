@@ -70,7 +70,7 @@ def test_bad_input():
         detect_plateaus(object())
     with pytest.raises(DataError, match="singular_values"):
         detect_plateaus(SimpleNamespace(times=run.times, history={"loss": run.history["loss"]}))
-    with pytest.raises(DataError, match="increase"):
+    with pytest.raises(DataError, match=r"^run.times: expected strictly increasing"):
         detect_plateaus(SimpleNamespace(times=run.times[::-1], history=run.history))
     with pytest.raises(ConfigError, match="thresholds"):
         detect_plateaus(run, thresholds=[1.0, -1.0])

@@ -13,11 +13,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ._validate import layers
+
 __all__ = ["balance_gaps", "balancedness", "Balancedness"]
 
 
 def balance_gaps(params) -> tuple[jax.Array, ...]:
-    """``(W_2^T W_2 - W_1 W_1^T, ..., W_L^T W_L - W_{L-1} W_{L-1}^T)``."""
+    """``(W_2^T W_2 - W_1 W_1^T, ..., W_L^T W_L - W_{L-1} W_{L-1}^T)``; params must be chained weight
+    matrices (a :class:`dlnlab.errors.DataError` otherwise)."""
+    params = layers(params)
     return tuple(params[i + 1].T @ params[i + 1] - params[i] @ params[i].T for i in range(len(params) - 1))
 
 
@@ -31,6 +35,7 @@ class Balancedness(NamedTuple):
 
 def balancedness(params) -> Balancedness:
     """How far a net is from balanced (see :class:`Balancedness`)."""
+    params = layers(params)
     if len(params) < 2:
         return Balancedness(jnp.zeros((0,)), jnp.zeros(()))
     gaps = balance_gaps(params)

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import as_float
 from ..errors import ConfigError, DataError
+from ._validate import layers, number
 
 __all__ = ["Plateau", "Plateaus", "detect_plateaus", "plateau_summaries"]
 
@@ -52,6 +52,7 @@ def plateau_summaries(params) -> dict:
     """Summaries for ``dl.train(summaries=...)``: the end-to-end matrix and every layer's singular
     values (keys ``"end_to_end"`` and ``"layer_singular_values_<i>"``, ``i`` from 0). The layer SVDs
     cost ``O(w^3)`` per record: record sparingly on wide nets."""
+    params = layers(params)
     A = params[0]
     for W in params[1:]:
         A = W @ A
@@ -125,18 +126,23 @@ def detect_plateaus(run, *, frac: float = 0.5, rank_rtol: float = 0.05, threshol
             largest.
     """
     times, hist = _read(run)
-    frac = as_float("frac", frac, low=0.0, low_open=True, high=1.0)
-    rank_rtol = as_float("rank_rtol", rank_rtol, low=0.0, high=1.0)
-    layer_rtol = as_float("layer_rtol", layer_rtol, low=0.0, high=1.0)
+    frac = number("frac", frac, low=0.0, low_open=True, high=1.0)
+    rank_rtol = number("rank_rtol", rank_rtol, low=0.0, high=1.0)
+    layer_rtol = number("layer_rtol", layer_rtol, low=0.0, high=1.0)
     sv = np.asarray(hist["singular_values"], dtype=float)
     if thresholds is None:
         final = sv[-1]
         live = final > rank_rtol * max(final[0], np.finfo(float).tiny)
         thr = frac * final[live]
     else:
-        thr = np.asarray(thresholds, dtype=float).ravel()
-        if thr.size == 0 or thr.size > sv.shape[1] or np.any(~(thr > 0)):
-            raise ConfigError(f"thresholds: expected 1 to {sv.shape[1]} positive levels, got {thresholds!r}")
+        try:
+            thr = np.asarray(thresholds, dtype=float).ravel()
+        except (TypeError, ValueError):
+            thr = np.zeros(0)
+        if thr.size == 0 or thr.size > sv.shape[1] or not np.all((thr > 0) & np.isfinite(thr)):
+            got = " ".join(repr(thresholds).split())
+            raise ConfigError(f"thresholds: expected 1 to {sv.shape[1]} positive finite levels, "
+                              f"got {got[:60] + '...' if len(got) > 60 else got}")
     K = thr.size
     above = sv[:, :K] > thr
     rank = above.sum(axis=1)
@@ -173,19 +179,48 @@ def _read(run):
     times = getattr(run, "times", None)
     hist = getattr(run, "history", None)
     if times is None or not isinstance(hist, dict):
-        raise ConfigError(f"run: expected a dl.Run (times and history), got {type(run).__name__}")
+        batch = isinstance(run, (list, tuple)) and run and all(hasattr(r, "history") for r in run)
+        hint = " of runs (one run at a time: call it on each run of a batch)" if batch else ""
+        raise ConfigError(f"run: expected a dl.Run (times and history), got {type(run).__name__}{hint}")
     for key in ("loss", "singular_values"):
         if key not in hist:
-            raise DataError(f"run: history has no {key!r} record (got {sorted(hist)})")
-    times = np.asarray(times, dtype=float)
-    if times.ndim != 1 or times.size < 3:
-        raise DataError(f"run: expected at least 3 records, got {times.size}")
+            raise DataError(f"run: history has no {key!r} record; expected the records of dl.train "
+                            f"(got {sorted(map(str, hist))})")
+    times = _records("run.times", times, 1)
+    n = times.size
+    if n < 3:
+        raise DataError(f"run: expected at least 3 records, got {n}")
     if np.any(np.diff(times) <= 0):
-        raise DataError("run: record times must increase strictly")
-    sv = np.asarray(hist["singular_values"])
-    if sv.ndim != 2 or sv.shape[0] != times.size or not np.all(np.isfinite(sv)):
-        raise DataError(f"run: singular_values must be finite with one row per record, got shape {sv.shape}")
+        raise DataError("run.times: expected strictly increasing record times, got a decrease or a repeat")
+    _records("run.history['loss']", hist["loss"], 1, n)
+    sv = _records("run.history['singular_values']", hist["singular_values"], 2, n)
+    if np.any(sv < 0):
+        raise DataError("run.history['singular_values']: expected singular values >= 0, got a negative one")
+    if "end_to_end" in hist:
+        _records("run.history['end_to_end']", hist["end_to_end"], 3, n)
+    for key in hist:
+        if isinstance(key, str) and key.startswith(_LAYER_KEY):
+            if not key[len(_LAYER_KEY):].isdigit():
+                raise DataError(f"run.history[{key!r}]: expected a key {_LAYER_KEY}<layer index>, got {key!r}")
+            _records(f"run.history[{key!r}]", hist[key], 2, n)
     return times, hist
+
+
+def _records(name: str, value, ndim: int, n: int | None = None) -> np.ndarray:
+    """A finite float array of ``ndim`` axes, one row per record (``n``), no empty axis."""
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise DataError(f"{name}: expected a numeric array, got {type(value).__name__} ({exc})") from None
+    if a.dtype.kind not in "iuf":  # text is refused, not parsed
+        raise DataError(f"{name}: expected a numeric array, got dtype {a.dtype}")
+    a = a.astype(float)
+    rows = "records" if n is None else f"{n} records (one per time)"
+    if a.ndim != ndim or (n is not None and a.shape[0] != n) or 0 in a.shape:
+        raise DataError(f"{name}: expected a {ndim}-D array of {rows}, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise DataError(f"{name}: contains NaN or infinite values; expected finite records")
+    return a
 
 
 def _speed(times, hist) -> np.ndarray:

@@ -2,6 +2,15 @@
 
 None of these functions is meant to be differentiated: SVD gradients are NaN at degenerate spectra (identity,
 orthogonal, balanced and low-rank points are all degenerate), so dlnlab computes them on values only.
+
+Every function checks its arguments (a :class:`dlnlab.errors.DataError` naming the argument for a wrong type,
+shape or dtype, a NaN or an inf; a :class:`dlnlab.errors.ConfigError` for a bad tolerance). Values are checked
+only on concrete arrays, so the functions stay free inside jit and vmap.
+
+Example:
+    >>> import numpy as np, dlnlab as dl
+    >>> int(dl.diagnostics.numerical_rank(np.diag([3.0, 1.0, 1e-9])))
+    2
 """
 
 from __future__ import annotations
@@ -9,26 +18,38 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..nets import end_to_end
+from .. import nets
+from ._validate import array, layers, tolerance
 
 __all__ = [
     "end_to_end", "singular_values", "numerical_rank", "effective_rank", "alignment", "rank_one_ratio",
     "layer_norms",
 ]
 
+_MATRIX = "a matrix (2-D, or a stack of matrices)"
+_SPECTRUM = "a matrix (2-D) or its singular values (1-D)"
+
+
+def end_to_end(params) -> jax.Array:
+    """The end-to-end matrix ``A = W_L @ ... @ W_1`` (differentiable; no SVD; leading batch axes allowed)."""
+    return nets.end_to_end(layers(params, batch=True))
+
 
 def singular_values(A) -> jax.Array:
-    """Singular values of a matrix, in decreasing order."""
-    return jnp.linalg.svd(jax.lax.stop_gradient(jnp.asarray(A)), compute_uv=False)
+    """Singular values of a matrix (or of every matrix of a stack), in decreasing order."""
+    A = array("A", A, ndim=range(2, 8), want=_MATRIX)
+    return jnp.linalg.svd(jax.lax.stop_gradient(A), compute_uv=False)
 
 
 def _spectrum(x) -> jax.Array:
-    x = jnp.asarray(x)
+    x = array("x", x, ndim=(1, 2), want=_SPECTRUM)
     return singular_values(x) if x.ndim == 2 else jnp.sort(jnp.abs(x))[::-1]
 
 
 def numerical_rank(x, *, rtol: float = 1e-3, atol: float = 0.0) -> jax.Array:
-    """Number of singular values above ``max(atol, rtol * s_max)``; ``x`` is a matrix or its singular values."""
+    """Number of singular values above ``max(atol, rtol * s_max)``; ``x`` is a matrix or its singular values
+    (absolute values are taken)."""
+    rtol, atol = tolerance("rtol", rtol), tolerance("atol", atol)
     s = _spectrum(x)
     return jnp.sum(s > jnp.maximum(atol, rtol * s[0])).astype(jnp.int32)
 
@@ -47,13 +68,13 @@ def effective_rank(x) -> jax.Array:
 
 def layer_norms(params) -> jax.Array:
     """Frobenius norm of every layer."""
-    return jnp.stack([jnp.linalg.norm(W) for W in params])
+    return jnp.stack([jnp.linalg.norm(W) for W in layers(params)])
 
 
 def rank_one_ratio(params) -> jax.Array:
     """``||W_i||_2 / ||W_i||_F`` for every layer: 1 exactly when the layer has rank one (ji2019)."""
     out = []
-    for W in params:
+    for W in layers(params):
         s = singular_values(W)
         out.append(s[0] / jnp.maximum(jnp.linalg.norm(s), jnp.finfo(s.dtype).tiny))
     return jnp.stack(out)
@@ -62,6 +83,7 @@ def rank_one_ratio(params) -> jax.Array:
 def alignment(params) -> jax.Array:
     """``|v_{i+1}^T u_i|`` per adjacent pair: the top right singular vector of ``W_{i+1}`` against the top left
     singular vector of ``W_i`` (1 = aligned, as in ji2019). Empty for a single layer."""
+    params = layers(params)
     tops = []
     for W in params:
         U, _, Vt = jnp.linalg.svd(jax.lax.stop_gradient(W), full_matrices=False)
