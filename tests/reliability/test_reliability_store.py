@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -35,22 +36,37 @@ KILLS = 20
 FIGURES: dict = {}  # numbers for docs/reliability.md (printed by the tests)
 
 
-def _sweep_in_this_process(out, cfg=CFG):
+class _LoggingExecutor(rh.SerialExecutor):
+    """The serial executor that also appends the id of every run it computes to a file."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def run(self, batches):
+        for i, result in super().run(batches):
+            with open(self.log, "a") as f:
+                f.write("".join(f"{run_id(batches[i][0], c)}\n" for c in batches[i][1]))
+            yield i, result
+
+
+def _sweep_in_this_process(out, cfg=CFG, *, log=None, **kw):
     old = sweep_api.make_executor
-    sweep_api.make_executor = rh.serial_executor
+    sweep_api.make_executor = rh.serial_executor if log is None else (lambda *a, **k: _LoggingExecutor(log))
     try:
-        return sweep_api.sweep(cfg, out=out, plot=False, report=False, quiet=True)
+        return sweep_api.sweep(cfg, out=out, plot=False, report=False, quiet=True, **kw)
     finally:
         sweep_api.make_executor = old
 
 
-def _child(out, go=None):
+def _child(out, go=None, log=None):
     if go is not None:
         go.wait()
+    if log is not None:  # the waiting message goes to stderr: keep it for the test
+        sys.stderr = open(f"{log}.err", "w", buffering=1)
     try:
-        _sweep_in_this_process(out)
+        _sweep_in_this_process(out, log=log)
     except ConfigError as exc:
-        os._exit(3 if "another sweep is writing" in str(exc) else 4)
+        os._exit(3 if "another sweep" in str(exc) else 4)
     os._exit(0)
 
 
@@ -142,31 +158,61 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_a_run(reference, tmp_
     assert any(0 < n < len(IDS) for n in progress)  # kills landed mid-sweep, not only at the ends
 
 
-def test_two_sweeps_on_one_store_at_once(reference, tmp_path):
-    out = tmp_path / "shared"
-    ctx = multiprocessing.get_context("fork")
+def _computed(logs) -> list[str]:
+    return sorted(line for log in logs if log.exists() for line in log.read_text().split())
+
+
+def _wait_for(predicate, seconds=60.0):
+    t0 = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - t0 < seconds, "timed out"
+        time.sleep(0.02)
+
+
+def test_two_sweeps_on_one_store_both_finish_and_compute_each_run_once(reference, tmp_path):
     outcomes = []
-    for _ in range(3):
+    # Round 0: the test holds the lock, so both sweeps must wait (and say so), then share the store.
+    # Rounds 1-2: two sweeps released at the same instant.
+    for r in range(3):
+        out, ctx = tmp_path / f"shared{r}", multiprocessing.get_context("fork")
+        logs = [tmp_path / f"computed{r}-{k}" for k in range(2)]
         go = ctx.Event()
-        procs = [_fork(out, go) for _ in range(2)]
+        holder = Store(out).__enter__() if r == 0 else None
+        procs = [_fork(out, go, log) for log in logs]
         go.set()
+        if holder is not None:
+            errs = [Path(f"{log}.err") for log in logs]
+            _wait_for(lambda errs=errs: all(e.exists() and "waiting" in e.read_text() for e in errs))
+            holder.__exit__(None, None, None)
         for p in procs:
             p.join(120)
-        outcomes.append(sorted(p.exitcode for p in procs))
-        assert all(code in (0, 3) for code in outcomes[-1]), outcomes  # done, or refused clearly
-        assert 0 in outcomes[-1]  # one of them always gets the store
+        outcomes.append([p.exitcode for p in procs])
+        assert outcomes[-1] == [0, 0], outcomes  # both finished
+        assert _computed(logs) == IDS  # every run computed exactly once, by one of the two
         _check_complete(out, reference)
+        if r == 0:
+            for log in logs:
+                msg = Path(f"{log}.err").read_text()
+                assert f"out: another sweep (pid {os.getpid()} on " in msg and "waiting until it finishes" in msg
     FIGURES["concurrent_outcomes"] = outcomes
-    print(f"\nexit codes of two simultaneous sweeps (0 = ran, 3 = refused by the lock): {outcomes}")
+    print(f"\nexit codes of two sweeps started together on one store (0 = finished): {outcomes}")
 
 
-def test_a_second_writer_is_refused_while_the_lock_is_held(tmp_path):
+def test_lock_timeout(tmp_path):
     with Store(tmp_path):
-        with pytest.raises(ConfigError, match="another sweep is writing"):
-            with Store(tmp_path):
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError, match=r"^out: another sweep \(pid \d+ .*after 0.2 s \(lock_timeout\)"):
+            _sweep_in_this_process(tmp_path, lock_timeout=0.2)
+        assert time.monotonic() - t0 >= 0.2  # it did wait
+        with pytest.raises(ConfigError, match=r"^out: .*lock_timeout=0; expected a free folder"):
+            with Store(tmp_path, lock_timeout=0):
                 pass
-    with Store(tmp_path):  # released on exit
-        pass
+        for bad in (-1.0, float("nan"), "5", True, [1]):
+            with pytest.raises(ConfigError, match=r"^lock_timeout: expected"):
+                _sweep_in_this_process(tmp_path, lock_timeout=bad)
+    assert not list((tmp_path / "runs").glob("*.json"))  # the refused sweeps stored nothing
+    df = _sweep_in_this_process(tmp_path, lock_timeout=0)  # free again: runs at once
+    assert sorted(df["run_id"]) == IDS
 
 
 def _write_one(out, rid="a" * 32, traj=None):

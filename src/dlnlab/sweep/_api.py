@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..report._io import atomic_write_text
 from ._config import SweepSpec, load_spec, run_id
 from ._executors import make_executor
-from ._store import Store
+from ._store import Store, check_lock_timeout
 
 __all__ = ["sweep", "plot_store", "plan_batches"]
 
@@ -146,6 +146,7 @@ def sweep(
     plot: bool = True,
     report: bool = True,
     console=None,
+    lock_timeout: float | None = None,
 ):
     """Run a sweep and return its table (a pandas DataFrame, one row per run).
 
@@ -161,6 +162,10 @@ def sweep(
             start a LocalCluster).
         quiet: no progress bar.
         plot, report: write figures (``out/figures``) and ``out/report.html``.
+        lock_timeout: when another sweep is writing to ``out``, wait at most this many seconds for it
+            (default ``None``: until it finishes; ``0``: refuse at once). Waiting prints one line on
+            stderr; afterwards every run the other sweep stored is skipped, so two sweeps started on
+            one folder both finish and each run is computed and stored once.
 
     Returns:
         DataFrame with ``run_id``, every config field, every metric, ``status`` (``"converged"``,
@@ -170,6 +175,7 @@ def sweep(
     from .. import __version__
 
     spec: SweepSpec = load_spec(config)
+    lock_timeout = check_lock_timeout(lock_timeout)
     runner = make_executor(executor, workers=workers, scheduler=scheduler)
     fn = spec.sweepable
     configs = spec.expand()
@@ -178,7 +184,7 @@ def sweep(
         raise ConfigError(f"out: expected a folder path, got {str(out)!r}")
     out = Path(tempfile.mkdtemp(prefix="dlnlab-sweep-")) if out is None else Path(out).expanduser()
     started = time.time()
-    with Store(out) as store:
+    with Store(out, lock_timeout=lock_timeout) as store:
         meta = {
             **spec.to_dict(),
             "version": __version__,
@@ -230,6 +236,7 @@ def sweep(
                 "seeds": list(spec.seeds),
                 "executor": runner.name,
                 "wall time (s)": round(time.time() - started, 1),
+                **({"waited for another sweep (s)": round(store.waited, 1)} if store.waited else {}),
             }
             config_rows = {"config": json.dumps(spec.to_dict()), "out": str(out)}
             write_report(

@@ -10,7 +10,8 @@ Layout of a store folder::
                           parses
     sweep.json            the last sweep spec run here (for `dlnlab plot`)
     results.parquet       one row per run of that sweep: config fields, metrics, status
-    .lock                 held while a sweep writes (a second sweep on the same folder is refused)
+    .lock                 held while a sweep writes (a second sweep on the same folder waits for it)
+    .lock.owner           who holds the lock (pid, host, start time), for the waiting message
 
 Every file is written to a temporary name and renamed into place (:mod:`dlnlab.report._io`), so a
 sweep killed with SIGKILL leaves complete files and, at worst, temporaries that the next run
@@ -25,15 +26,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import socket
+import sys
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .._checks import as_float
 from ..errors import ConfigError, DataError
 from ..report._io import TMP_SUFFIX, atomic_write_bytes, atomic_write_text
 
-__all__ = ["Store", "load_trajectory"]
+__all__ = ["Store", "load_trajectory", "check_lock_timeout"]
 
 
 def _sha256(data: bytes) -> str:
@@ -58,12 +64,31 @@ def _json_safe(x):
     return x
 
 
-class Store:
-    """A store folder. Use as a context manager to hold its lock while writing."""
+def check_lock_timeout(value) -> float | None:
+    """``None`` (wait as long as it takes) or a number of seconds >= 0 (0: do not wait)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise ConfigError(f"lock_timeout: expected a number of seconds >= 0 or None, got {value!r}")
+    return as_float("lock_timeout", value, low=0.0)
 
-    def __init__(self, root):
+
+class Store:
+    """A store folder. Use as a context manager to hold its lock while writing.
+
+    Args:
+        root: the folder.
+        lock_timeout: when another sweep holds the folder, wait at most this many seconds for it (``None``:
+            as long as it takes; ``0``: refuse at once). Waiting prints one line on ``stderr`` (or calls
+            ``on_wait(message)``); the sweep then skips every run the other one stored.
+    """
+
+    def __init__(self, root, *, lock_timeout: float | None = None, on_wait=None):
         self.root = Path(root)
         self.runs = self.root / "runs"
+        self.lock_timeout = check_lock_timeout(lock_timeout)
+        self.on_wait = on_wait
+        self.waited = 0.0  # seconds spent waiting for another sweep
         self._lock = None
 
     def __enter__(self):
@@ -73,21 +98,55 @@ class Store:
             self.runs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
-                f"out: cannot write to {str(self.root)!r} ({exc.strerror or exc})"
+                f"out: cannot write to {str(self.root)!r} ({exc.strerror or exc}); expected a writable folder"
             ) from None
         self._lock = FileLock(str(self.root / ".lock"))
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
-            raise ConfigError(
-                f"out: another sweep is writing to {str(self.root)!r}; wait for it or use "
-                "another folder"
-            ) from None
+            self._wait(Timeout)
+        try:
+            atomic_write_text(self.root / ".lock.owner",
+                              f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}")
+        except OSError:
+            pass  # informational only
         self.clean()
         return self
 
+    def _wait(self, Timeout):
+        limit = self.lock_timeout
+        try:
+            owner = (self.root / ".lock.owner").read_text(encoding="utf-8").strip()
+        except (OSError, ValueError):
+            owner = "another process"
+        where = str(self.root)
+        if limit == 0:
+            self._lock = None
+            raise ConfigError(
+                f"out: another sweep ({owner}) is writing to {where!r} and lock_timeout=0; expected a free "
+                "folder: wait for it, give a timeout, or use another folder"
+            )
+        how_long = "until it finishes" if limit is None else f"at most {limit:g} s"
+        message = (f"dlnlab: out: another sweep ({owner}) is writing to {where!r}; waiting {how_long}, then "
+                   "runs it stored are skipped")
+        if self.on_wait is not None:
+            self.on_wait(message)
+        else:
+            print(message, file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        try:
+            self._lock.acquire(timeout=-1 if limit is None else limit, poll_interval=0.05)
+        except Timeout:
+            self._lock = None
+            raise ConfigError(
+                f"out: another sweep ({owner}) still writes to {where!r} after {limit:g} s (lock_timeout); "
+                "expected it to finish in time: wait longer or use another folder"
+            ) from None
+        self.waited = time.monotonic() - t0
+
     def __exit__(self, *exc):
         if self._lock is not None:
+            (self.root / ".lock.owner").unlink(missing_ok=True)
             self._lock.release()
             self._lock = None
 
