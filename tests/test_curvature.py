@@ -1,5 +1,6 @@
 """Curvature: every method agrees with the dense Hessian; Morse indices of known points."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,3 +81,83 @@ def test_callables_and_bad_options(setting):
         curvature.top_eigenvalues(obj, params, method="arnoldi")
     with pytest.raises(ConfigError, match="k"):
         curvature.top_eigenvalues(obj, params, k=10_000)
+
+
+_TRACES = []
+
+
+class _CountingLoss(eqx.Module):
+    """A pytree callable: its arrays are traced arguments of the compiled kernels, and its Python body runs only
+    while JAX traces it, so ``_TRACES`` counts traces (not calls)."""
+
+    obj: dl.Objective
+
+    def __call__(self, params):
+        _TRACES.append(1)
+        return self.obj.value(params)
+
+
+@jax.jit
+def _hessian_blocks(obj, params):
+    return jax.hessian(obj.value)(params)
+
+
+def _dense_reference(obj, params):
+    """The Hessian assembled from jax.hessian's per-layer blocks (layer order, row-major within a layer) and its
+    eigenvalues: nothing from dl.curvature."""
+    blocks = _hessian_blocks(obj, tuple(params))
+    H = np.block([[np.asarray(b).reshape(Wi.size, Wj.size) for Wj, b in zip(params, row, strict=True)]
+                  for Wi, row in zip(params, blocks, strict=True)])
+    return H, np.linalg.eigvalsh((H + H.T) / 2)
+
+
+def test_compiled_kernels_are_reused_for_new_params_and_new_data(make_data):
+    """A second call with new weights and new data of the same shapes gives the right answer without tracing
+    the loss again, for every method (dense, HVP, Lanczos, power)."""
+    net = dl.Net((3, 4, 2))
+    _TRACES.clear()
+    answers = []
+    for seed in range(2):
+        X, Y = make_data(d_in=3, d_out=2, n=50)
+        obj = dl.Objective(dl.Regression.from_data(X, Y), weight_decay=0.05)
+        params = net.init(jax.random.key(seed), scheme="gaussian", scale=0.7)
+        f = _CountingLoss(obj)
+        H = curvature.hessian(f, params)
+        v = np.random.default_rng(seed).normal(size=H.shape[0])
+        Hv = np.asarray(curvature.hvp(f, params, v))
+        lz = curvature.top_eigenvalues(f, params, k=2, method="lanczos").values
+        pw = curvature.sharpness(f, params, method="power", tol=1e-13)
+        low = curvature.top_eigenvalues(f, params, which="smallest", method="power", tol=1e-13).values[0]
+        if seed == 0:
+            first = len(_TRACES)
+            assert first > 0
+        H_ref, w_ref = _dense_reference(obj, params)
+        answers.append(w_ref[-1])
+        np.testing.assert_allclose(H, H_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(Hv, H_ref @ v, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(lz, w_ref[::-1][:2], rtol=1e-9)
+        np.testing.assert_allclose([pw, low], [w_ref[-1], w_ref[0]], rtol=1e-6, atol=1e-9)
+    assert len(_TRACES) == first, "a second call with new params and data traced the loss again"
+    assert abs(answers[0] - answers[1]) > 1e-3  # the second call did see the new point
+
+
+def test_objective_argument_is_not_retraced(setting, monkeypatch):
+    """Sharpness along a run with one dl.Objective traces Objective.value once, not once per call."""
+    obj, params = setting
+    calls = []
+    original = dl.Objective.value
+
+    def counting(self, p):
+        calls.append(1)
+        return original(self, p)
+
+    monkeypatch.setattr(dl.Objective, "value", counting)
+    steps = [tuple(W * (1 + 0.1 * k) for W in params) for k in range(2)]
+    values = [curvature.sharpness(obj, p) for p in steps]
+    n_first = len(calls)
+    values += [curvature.sharpness(obj, p) for p in steps]
+    assert len(calls) == n_first
+    monkeypatch.undo()
+    ref = [_dense_reference(obj, p)[1][-1] for p in steps]
+    assert abs(ref[0] - ref[1]) > 1e-3
+    np.testing.assert_allclose(values, ref * 2, rtol=1e-9)

@@ -12,7 +12,15 @@ Methods, all returning :class:`Eigen`:
 - ``"lanczos"``: implicitly restarted Lanczos (ARPACK through ``scipy.sparse.linalg.eigsh``) on jitted
   Hessian-vector products, for any size;
 - ``"power"``: power iteration on jitted Hessian-vector products (the PyHessian approach; ``which="smallest"``
-  iterates on ``lambda_max I - H``). Slow when the top eigenvalues are close; kept as a cross-check.
+  iterates on ``lambda_max I - H``), the whole loop compiled. Slow when the top eigenvalues are close; kept as a
+  cross-check.
+
+Compiled code is reused: the Hessian, the Hessian-vector product and the power loop are compiled once per
+structure (objective type and static options, parameter shapes) and take the objective's arrays and the params
+as traced arguments, so sharpness tracked along a run with one :class:`dlnlab.Objective` (or with new data of
+the same shapes) compiles once. A plain Python callable is hashed by identity: reuse the same function object,
+or pass a pytree callable (``jax.tree_util.Partial(loss, X=X, Y=Y)``, an equinox Module) whose arrays are
+traced too.
 
 Example:
     >>> import jax, numpy as np, dlnlab as dl
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,20 +62,25 @@ class Eigen(NamedTuple):
 
 
 def _as_fn(f):
-    if isinstance(f, Objective):
-        return f.value
-    if callable(f):
+    if isinstance(f, Objective) or callable(f):
         return f
     raise ConfigError(f"f: expected a dl.Objective or a callable params -> scalar, got {type(f).__name__}")
 
 
-def _flat(f, params):
-    fn = _as_fn(f)
+def _value(f, params):
+    return f.value(params) if isinstance(f, Objective) else f(params)
+
+
+def _prepare(f, params):
+    """Validate ``f`` and ``params``; return the params as a pytree of arrays and their flattened vector."""
+    f = _as_fn(f)
     params = tuple(params) if isinstance(params, list) else params
     if isinstance(f, Objective):
         params = f._check(params)  # shapes against the problem (and the net, if any)
     try:
-        flat, unravel = ravel_pytree(params)
+        # Python scalars in the tree become arrays so that the compiled functions trace them (not hash them).
+        params = jax.tree.map(jnp.asarray, params)
+        flat, _ = ravel_pytree(params)
     except (TypeError, ValueError) as exc:
         raise DataError(f"params: expected a pytree of numeric arrays ({exc})") from None
     if flat.size == 0:
@@ -75,44 +89,35 @@ def _flat(f, params):
         raise DataError(f"params: expected floating-point weights, got dtype {flat.dtype}")
     if not isinstance(flat, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(flat))):
         raise DataError("params: contains NaN or infinite values; expected finite weights")
-    return (lambda x: fn(unravel(x))), flat
+    return f, params, flat
 
 
-def hessian(f, params) -> np.ndarray:
-    """The dense Hessian (P x P) at ``params``, P = number of parameters."""
-    g, x = _flat(f, params)
-    H = np.asarray(jax.jit(jax.hessian(g))(x))
-    if not np.all(np.isfinite(H)):
-        raise NumericalError("hessian: the Hessian has NaN or infinite entries at these params (overflow); "
-                             "expected weights and data of moderate size")
-    return (H + H.T) / 2
+# The compiled kernels below take the objective and the params as arguments (equinox splits them into traced
+# arrays and a hashed static structure), so a second call with new weights, new data of the same shapes or a
+# new vector reuses the compiled code. A plain Python callable is part of the static structure: pass the same
+# function object (or a pytree callable such as jax.tree_util.Partial) to avoid a retrace per call.
+@eqx.filter_jit
+def _dense_hessian(f, params):
+    x, unravel = ravel_pytree(params)
+    return jax.hessian(lambda y: _value(f, unravel(y)))(x)
 
 
-def _hvp_fn(f, params):
-    g, x = _flat(f, params)
-
-    @jax.jit
-    def mv(v):
-        return jax.jvp(jax.grad(g), (x,), (v.astype(x.dtype),))[1]
-
-    return mv, x
+def _hvp_flat(f, params, v):
+    x, unravel = ravel_pytree(params)
+    return jax.jvp(jax.grad(lambda y: _value(f, unravel(y))), (x,), (v.astype(x.dtype),))[1]
 
 
-def hvp(f, params, v) -> jax.Array:
-    """The Hessian-vector product ``H v`` (``v`` flattened like the params), without forming H."""
-    mv, x = _hvp_fn(f, params)
-    v = as_array("v", v)
-    if v.shape != x.shape:
-        raise DataError(f"v: expected a flat vector of shape {x.shape} (one entry per parameter), got {v.shape}")
-    return mv(v)
+_hvp_jit = eqx.filter_jit(_hvp_flat)
 
 
-def _power(mv, x0, *, shift: float, tol: float, max_iter: int):
-    """Power iteration on ``v -> H v - shift v``; returns (eigenvalue of H, vector, converged)."""
+@eqx.filter_jit
+def _power_jit(f, params, v0, shift, tol, max_iter):
+    """Power iteration on ``v -> H v - shift v`` as one compiled loop; returns (Rayleigh quotient of the
+    shifted operator, vector, converged)."""
 
     def body(state):
         v, lam, _, it = state
-        w = mv(v) - shift * v
+        w = _hvp_flat(f, params, v) - shift * v
         lam_new = jnp.vdot(v, w)
         v_new = w / jnp.linalg.norm(w)
         return v_new, lam_new, jnp.abs(lam_new - lam) <= tol * jnp.abs(lam_new), it + 1
@@ -120,8 +125,36 @@ def _power(mv, x0, *, shift: float, tol: float, max_iter: int):
     def cond(state):
         return (~state[2]) & (state[3] < max_iter)
 
-    v0 = x0 / jnp.linalg.norm(x0)
-    v, lam, ok, _ = jax.lax.while_loop(cond, body, (v0, jnp.asarray(jnp.inf, x0.dtype), False, 0))
+    v0 = v0 / jnp.linalg.norm(v0)
+    state = (v0, jnp.asarray(jnp.inf, v0.dtype), jnp.asarray(False), jnp.asarray(0, max_iter.dtype))
+    v, lam, ok, _ = jax.lax.while_loop(cond, body, state)
+    return lam, v, ok
+
+
+def hessian(f, params) -> np.ndarray:
+    """The dense Hessian (P x P) at ``params``, P = number of parameters."""
+    f, params, _ = _prepare(f, params)
+    H = np.asarray(_dense_hessian(f, params))
+    if not np.all(np.isfinite(H)):
+        raise NumericalError("hessian: the Hessian has NaN or infinite entries at these params (overflow); "
+                             "expected weights and data of moderate size")
+    return (H + H.T) / 2
+
+
+def hvp(f, params, v) -> jax.Array:
+    """The Hessian-vector product ``H v`` (``v`` flattened like the params), without forming H."""
+    f, params, x = _prepare(f, params)
+    v = as_array("v", v)
+    if v.shape != x.shape:
+        raise DataError(f"v: expected a flat vector of shape {x.shape} (one entry per parameter), got {v.shape}")
+    return _hvp_jit(f, params, v)
+
+
+def _power(f, params, v0, *, shift: float, tol: float, max_iter: int):
+    """Eigenvalue of H found by power iteration on ``H - shift I``, its vector, and whether it converged."""
+    dtype = v0.dtype
+    lam, v, ok = _power_jit(f, params, v0, jnp.asarray(shift, dtype), jnp.asarray(tol, dtype),
+                            jnp.asarray(max_iter, jnp.int32))
     return float(lam) + shift, np.asarray(v), bool(ok)
 
 
@@ -144,7 +177,7 @@ def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: st
     if max_iter is not None:
         max_iter = as_int("max_iter", max_iter, low=1)
     key = as_key("key", key)
-    g, x = _flat(f, params)
+    f, params, x = _prepare(f, params)
     n = x.size
     if k > n:
         raise ConfigError(f"k: expected at most {n} (the number of parameters), got {k}")
@@ -154,26 +187,26 @@ def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: st
         w, V = np.linalg.eigh(hessian(f, params))
         idx = np.arange(n)[::-1][:k] if which == "largest" else np.arange(k)
         return Eigen(w[idx], V[:, idx].T, "exact")
-    mv, x = _hvp_fn(f, params)
-    v0 = np.asarray(jax.random.normal(key, (n,), x.dtype))
+    v0 = jax.random.normal(key, (n,), x.dtype)
     if method == "power":
         if k != 1:
             raise ConfigError(f"k: power iteration finds one eigenvalue, expected k=1, got {k}")
         cap = 10_000 if max_iter is None else max_iter
-        top, v, ok = _power(mv, jnp.asarray(v0), shift=0.0, tol=tol, max_iter=cap)
+        top, v, ok = _power(f, params, v0, shift=0.0, tol=tol, max_iter=cap)
         if which == "largest" and top < 0:  # the dominant eigenvalue was negative: shift past it
-            top, v, ok = _power(mv, jnp.asarray(v0), shift=top, tol=tol, max_iter=cap)
+            top, v, ok = _power(f, params, v0, shift=top, tol=tol, max_iter=cap)
         if which == "smallest":
             shift = abs(top) if top > 0 else 0.0
-            lam, v, ok = _power(mv, jnp.asarray(v0), shift=shift, tol=tol, max_iter=cap)
+            lam, v, ok = _power(f, params, v0, shift=shift, tol=tol, max_iter=cap)
             top = lam if shift else top
         if not ok:
             raise NumericalError(f"power iteration did not converge in {cap} steps (tol={tol}); "
                                  "try method='lanczos'")
         return Eigen(np.array([top]), v[None, :], "power")
-    op = LinearOperator((n, n), matvec=lambda v: np.asarray(mv(jnp.asarray(v.ravel()))), dtype=np.float64)
+    op = LinearOperator((n, n), dtype=np.float64,
+                        matvec=lambda v: np.asarray(_hvp_jit(f, params, jnp.asarray(v.ravel(), x.dtype))))
     try:
-        w, V = eigsh(op, k=k, which="LA" if which == "largest" else "SA", tol=tol, v0=v0,
+        w, V = eigsh(op, k=k, which="LA" if which == "largest" else "SA", tol=tol, v0=np.asarray(v0),
                      maxiter=max_iter)
     except ArpackNoConvergence as exc:
         raise NumericalError(f"Lanczos (ARPACK) did not converge: {exc}; raise max_iter or tol") from exc
