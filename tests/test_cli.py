@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -117,11 +118,19 @@ def test_a_crashing_step_is_a_failed_claim_and_the_run_goes_on(fake_experiment, 
     assert "division by zero in the test step" in crash["measured"]
 
 
-def _one_line_error(capsys, argv, *expected):
+# "dlnlab: error: FIELD: ..." where FIELD is an option (--seed), an argument (config) or a config key.
+_CLI_ERROR = re.compile(r"^dlnlab: error: (-{0,2}[A-Za-z_][^\s:]*(, -{0,2}[A-Za-z_][^\s:]*)*): (.*)$")
+
+
+def _one_line_error(capsys, argv, *expected, field=None):
     assert main(argv) == 2
     captured = capsys.readouterr()
     err = captured.err
     assert err.count("\n") == 1 and "Traceback" not in err, err
+    m = _CLI_ERROR.match(err.strip())
+    assert m, f"not 'dlnlab: error: FIELD: ...': {err!r}"
+    assert field is None or m.group(1) == field, (field, err)
+    assert "expected" in m.group(3) and "got" in m.group(3), f"does not say what was given and expected: {err!r}"
     for e in expected:
         assert e in err
     return err
@@ -138,15 +147,74 @@ def test_bad_inputs_exit_2_with_one_line(capsys, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     _one_line_error(
-        capsys, ["reproduce", "saxe", "--out", str(blocker / "sub")], "out: cannot write to"
+        capsys, ["reproduce", "saxe", "--out", str(blocker / "sub")], "out: expected a writable folder"
     )
     _one_line_error(capsys, ["reproduce", "saxe", "--seed", "-3", "--out", str(tmp_path)], "seed:")
     _one_line_error(capsys, ["reproduce", "saxe", "--seed", "abc"], "--seed")
     _one_line_error(capsys, ["reproduce"], "NAME")
-    _one_line_error(capsys, ["frobnicate"], "invalid choice")
+    _one_line_error(capsys, ["frobnicate"], "COMMAND: expected one of", "got 'frobnicate'")
     bad = tmp_path / "bad.toml"
     bad.write_text("function = \n")
     _one_line_error(capsys, ["sweep", str(bad), "--out", str(tmp_path / "s")], "malformed TOML")
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    (tmp_path / "malformed.toml").write_text("function = [unclosed\n")
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe\x00function")
+    (tmp_path / "folder.toml").mkdir()
+    (tmp_path / "unknown.toml").write_text('function = "teacher_regression"\n[grid]\nwidht = [1, 2]\n')
+    (tmp_path / "nofunction.toml").write_text("seeds = 2\n")
+    (tmp_path / "evil.toml").write_text('function = "os.system"\n')
+    (tmp_path / "ok.toml").write_text('function = "teacher_regression"\n')
+    (tmp_path / "afile").write_text("")
+    return tmp_path
+
+
+# argv (with {d} for the fixture folder), the field the error must name, a piece of the message
+CLI_ERRORS = [
+    ([], "COMMAND", "required, got nothing"),
+    (["run"], "COMMAND", "got 'run'"),
+    (["reproduce"], "NAME", "required, got nothing"),
+    (["reproduce", "nope", "--out", "{d}/r"], "experiment", "got 'nope'"),
+    (["reproduce", "saxe", "--seed", "abc"], "--seed", "expected an integer in [0, 2**63), got 'abc'"),
+    (["reproduce", "saxe", "--seed", "-1"], "--seed", "got -1"),
+    (["reproduce", "saxe", "--seed"], "--seed", "after it, got nothing"),
+    (["reproduce", "saxe", "--bogus"], "--bogus", "expected one of --help, --no-report, --out"),
+    (["reproduce", "saxe", "--quick=1"], "--quick", "expected no value (it is a flag), got '1'"),
+    (["reproduce", "saxe", "--q"], "--q", "expected one of --quick, --quiet"),
+    (["reproduce", "saxe", "--out", "{d}/afile/sub"], "out", "expected a writable folder, got"),
+    (["reproduce", "saxe", "--out", ""], "out", "expected a folder path, got an empty value"),
+    (["sweep"], "config", "also missing: --out"),
+    (["sweep", "{d}/ok.toml"], "--out", "required, got nothing"),
+    (["sweep", "{d}/ok.toml", "{d}/ok.toml", "--out", "{d}/s"], "config", "got an extra argument"),
+    (["sweep", "{d}/missing.toml", "--out", "{d}/s"], "config", "(no such file)"),
+    (["sweep", "{d}/folder.toml", "--out", "{d}/s"], "config", "(a folder)"),
+    (["sweep", "{d}/binary.toml", "--out", "{d}/s"], "config", "expected a UTF-8 TOML file"),
+    (["sweep", "{d}/malformed.toml", "--out", "{d}/s"], "config", "malformed TOML in malformed.toml"),
+    (["sweep", "{d}/unknown.toml", "--out", "{d}/s"], "grid.widht", "got 'widht'"),
+    (["sweep", "{d}/nofunction.toml", "--out", "{d}/s"], "function", "got no 'function' key"),
+    (["sweep", "{d}/evil.toml", "--out", "{d}/s"], "function", "got 'os.system'"),
+    (["sweep", "{d}/ok.toml", "--out", "{d}/afile"], "out", "expected a writable folder"),
+    (["sweep", "{d}/ok.toml", "--out", "{d}/s", "--workers", "two"], "--workers", "got 'two'"),
+    (["sweep", "{d}/ok.toml", "--out", "{d}/s", "--workers", "0"], "--workers", "expected an integer >= 1"),
+    (["sweep", "{d}/ok.toml", "--out", "{d}/s", "--executor", "spark"], "--executor", "got 'spark'"),
+    (["sweep", "{d}/ok.toml", "--out", "{d}/s", "--scheduler", "tcp://h:1"], "scheduler", "executor 'dask'"),
+    (["sweep", "{d}/ok.toml", "--out", "{d}/s", "--executor", "dask", "--scheduler", "h:1"], "scheduler",
+     "got 'h:1'"),
+    (["sweep", "{d}/ok.toml", "--out", "{d}/s", "--lock-timeout", "nan"], "--lock-timeout", "got 'nan'"),
+    (["plot"], "dir", "required, got nothing"),
+    (["plot", "{d}/missing"], "out", "expected a finished sweep folder"),
+    (["plot", "{d}", "--x"], "--x", "after it, got nothing"),
+    (["plot", "{d}", "{d}"], "dir", "got an extra argument"),
+    (["list", "extra"], "list", "got an extra argument 'extra'"),
+]
+
+
+@pytest.mark.parametrize("argv, field, piece", CLI_ERRORS, ids=[" ".join(a[0]) or "(none)" for a in CLI_ERRORS])
+def test_every_bad_input_gets_one_line_with_field_given_and_expected(capsys, bad_files, argv, field, piece):
+    argv = [a.replace("{d}", str(bad_files)) for a in argv]
+    _one_line_error(capsys, argv, piece, field=field)
 
 
 def test_help_and_version(capsys):

@@ -9,29 +9,142 @@ Commands::
     dlnlab list                                    # experiments and sweepable functions
 
 Exit codes: 0 when every claim passed (every sweep run completed), 1 when a claim failed (a sweep
-run failed), 2 on bad input: one line on stderr naming what was wrong, no traceback (argument errors
-and every :class:`dlnlab.errors.DlnlabError`: an unknown experiment, an unwritable ``--out``, a
-malformed TOML).
+run failed), 2 on bad input: one line on stderr, ``dlnlab: error: FIELD: ...``, naming the argument,
+what was given and what was expected, no traceback (argument errors and every
+:class:`dlnlab.errors.DlnlabError`: an unknown experiment, an unwritable ``--out``, a malformed TOML).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import shlex
 import sys
 
 __all__ = ["main"]
+
+# What every argument expects, for the one-line errors of argparse's own checks.
+_EXPECTED = {
+    "COMMAND": "one of reproduce, sweep, plot, list",
+    "NAME": "experiment names or 'all' (see dlnlab list)",
+    "config": "a sweep TOML file",
+    "dir": "the --out folder of a finished sweep",
+    "--out": "a folder",
+    "--seed": "an integer in [0, 2**63)",
+    "--workers": "an integer >= 1",
+    "--executor": "'local' or 'dask'",
+    "--scheduler": "an address tcp://HOST:PORT",
+    "--lock-timeout": "a number of seconds >= 0",
+    "--x": "a config field",
+    "--y": "a config field",
+    "--metric": "one or more metric names",
+}
+# What the positional arguments of each command take (for an extra, unrecognised one).
+_POSITIONAL = {
+    "reproduce": ("NAME", "experiment names together, before any option"),
+    "sweep": ("config", "one TOML file"),
+    "plot": ("dir", "one sweep folder"),
+    "list": ("list", "no arguments"),
+}
 
 
 class _BadArguments(Exception):
     pass
 
 
+def _rephrase(message: str) -> str:
+    """argparse's message as ``FIELD: ..., got ...; expected ...``."""
+    m = re.match(r"the following arguments are required: (.+)", message)
+    if m:
+        names = m.group(1).split(", ")
+        more = f" (also missing: {', '.join(names[1:])})" if len(names) > 1 else ""
+        return f"{names[0]}: required, got nothing{more}; expected {_EXPECTED.get(names[0], 'a value')}"
+    m = re.match(r"argument ([^:/\s]+)(?:/\S+)?: (.*)", message)
+    if not m:
+        m2 = re.match(r"ambiguous option: (\S+?)(?:=\S*)? could match (.+)", message)
+        if m2:
+            return f"{m2.group(1)}: ambiguous abbreviation, got {m2.group(1)!r}; expected one of {m2.group(2)}"
+        return f"arguments: expected the form shown by 'dlnlab --help', got an error: {message}"
+    name, rest = m.group(1), m.group(2)
+    want = _EXPECTED.get(name, "a value")
+    m = re.match(r"invalid choice: (.+?) \(choose from (.+)\)$", rest)
+    if m:
+        return f"{name}: expected one of {m.group(2)}, got {m.group(1)}"
+    if re.match(r"expected (one|at least one) argument", rest):
+        return f"{name}: expected {want} after it, got nothing"
+    m = re.match(r"ignored explicit argument (.+)", rest)
+    if m:
+        return f"{name}: expected no value (it is a flag), got {m.group(1)}"
+    m = re.match(r"invalid \S+ value: (.+)", rest)
+    if m:
+        return f"{name}: expected {want}, got {m.group(1)}"
+    if rest.startswith("expected "):  # the type checks below
+        return f"{name}: {rest}"
+    return f"{name}: {rest}; expected {want}, got something else"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument as one line (the caller prints it and exits 2)."""
 
     def error(self, message):
-        raise _BadArguments(f"{self.prog}: {message}")
+        raise _BadArguments(_rephrase(" ".join(str(message).split())))
+
+
+def _integer(low: int, high: int | None = None):
+    what = f"an integer >= {low}" if high is None else f"an integer in [{low}, 2**63)"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low or (high is not None and value >= high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _extra_arguments(command: str | None, parser, extra: list[str]) -> str:
+    """The message for arguments argparse did not recognise (the first one is named)."""
+    token = extra[0]
+    sub = parser.subcommands.get(command)
+    if token.startswith("-") and token.strip("-") and sub is not None:
+        options = sorted({o for a in sub._actions for o in a.option_strings if o.startswith("--")})
+        return (f"{token.split('=')[0]}: not an option of 'dlnlab {command}', got {token!r}; expected one of "
+                f"{', '.join(options)}")
+    field, want = _POSITIONAL.get(command, ("arguments", "the form shown by 'dlnlab --help'"))
+    return f"{field}: got an extra argument {token!r}; expected {want}"
+
+
+def _check_out(out: str) -> None:
+    """``--out`` of reproduce: a folder that can be created and written."""
+    import tempfile
+    from pathlib import Path
+
+    from .errors import ConfigError
+
+    if not out.strip():
+        return  # the runner's own message (an empty value)
+    path = Path(out).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"out: expected a writable folder, got {out!r} "
+                          f"({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def _version() -> str:
@@ -48,9 +161,11 @@ def _console():
 
 def _cmd_reproduce(args) -> int:
     from . import experiments  # noqa: F401 - registers every experiment
-    from .experiments._runner import reproduce
+    from .experiments._runner import reproduce, resolve
 
     selection = args.names
+    resolve(selection)  # an unknown name is reported before a bad --out, as reproduce() does
+    _check_out(args.out)
     summary = reproduce(
         selection,
         out=args.out,
@@ -79,6 +194,7 @@ def _cmd_sweep(args) -> int:
         quiet=args.quiet,
         plot=not args.no_plot,
         console=None if args.quiet else _console(),
+        lock_timeout=args.lock_timeout,
     )
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
@@ -131,7 +247,7 @@ def _parser() -> _Parser:
     r.add_argument("names", nargs="+", metavar="NAME", help="experiment names, or 'all'")
     r.add_argument("--quick", action="store_true", help="reduced sizes (minutes for everything)")
     r.add_argument("--out", default="results", help="output folder (default: results)")
-    r.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    r.add_argument("--seed", type=_integer(0, 2**63), default=0, help="base seed (default: 0)")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--no-report", action="store_true", help="skip report.html")
     r.set_defaults(func=_cmd_reproduce)
@@ -155,7 +271,15 @@ def _parser() -> _Parser:
         default=None,
         help="Dask scheduler address tcp://HOST:PORT (default: start a LocalCluster)",
     )
-    s.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs)")
+    s.add_argument("--workers", type=_integer(1), default=None, help="worker processes (default: CPUs)")
+    s.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="when another sweep is writing to --out, wait at most this long (default: until it "
+        "finishes), then skip the runs it stored",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress display")
     s.add_argument("--no-plot", action="store_true", help="skip the figures")
     s.set_defaults(func=_cmd_sweep)
@@ -173,6 +297,7 @@ def _parser() -> _Parser:
 
     ls = sub.add_parser("list", help="list experiments and sweepable functions")
     ls.set_defaults(func=_cmd_list)
+    p.subcommands = {"reproduce": r, "sweep": s, "plot": pl, "list": ls}
     return p
 
 
@@ -181,10 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import DlnlabError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            raise _BadArguments(_extra_arguments(getattr(args, "command", None), parser, extra))
     except _BadArguments as exc:
-        print(f"{exc} (see dlnlab --help)", file=sys.stderr)
+        print(f"dlnlab: error: {exc} (see dlnlab --help)", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)

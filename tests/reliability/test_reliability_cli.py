@@ -1,5 +1,5 @@
-"""The command line under generated arguments: exit 0/1, or exit 2 with one line on stderr; never
-a traceback.
+"""The command line under generated arguments: exit 0/1, or exit 2 with one line on stderr
+(``dlnlab: error: FIELD: ...`` saying what was given and what was expected); never a traceback.
 
 Experiments are replaced by a no-op step runner and sweeps run the NumPy-only test function in this
 process, so that every generated command line is cheap; argument parsing, config loading, output
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def argv(draw):
     elif cmd == "sweep":
         args += draw(st.lists(st.sampled_from(TOMLS), max_size=2))
         for flag in draw(st.lists(st.sampled_from(["--out", "--executor", "--workers", "--scheduler",
-                                                    "--quiet", "--no-plot"]), max_size=4, unique=True)):
+                                                    "--quiet", "--no-plot", "--lock-timeout"]),
+                                  max_size=4, unique=True)):
             args.append(flag)
             if flag == "--out":
                 args.append(draw(st.sampled_from(OUTS)))
@@ -86,6 +88,8 @@ def argv(draw):
                 args.append(draw(st.sampled_from(["1", "0", "-2", "two", "1.5"])))
             elif flag == "--scheduler":
                 args.append(draw(st.sampled_from(["tcp://127.0.0.1:1", "localhost:8786", "", "x://"])))
+            elif flag == "--lock-timeout":
+                args.append(draw(st.sampled_from(["0", "2.5", "-1", "nan", "inf", "soon", ""])))
     elif cmd == "plot":
         args += draw(st.lists(st.sampled_from(DIRS), max_size=2))
         for flag in draw(st.lists(st.sampled_from(["--x", "--y", "--metric"]), max_size=2, unique=True)):
@@ -115,7 +119,7 @@ def _cheap_environment():
             if scheduler is not None:
                 from dlnlab.errors import ConfigError
 
-                raise ConfigError(f"scheduler: cannot connect to {scheduler!r} (test: no network)")
+                raise ConfigError(f"scheduler: expected a reachable scheduler, got {scheduler!r} (test: no network)")
             return rh.SerialExecutor()
 
         mp.setattr(sweep_api, "make_executor", make)
@@ -131,6 +135,10 @@ def _prepare_store():
 _prepare_store()
 
 
+# the field is an option (--seed), an argument (config, NAME) or a config key (grid.x)
+_CLI_ERROR = re.compile(r"^dlnlab: error: -{0,2}[A-Za-z_][^\s:]*(?:, -{0,2}[A-Za-z_][^\s:]*)*: (.*)$")
+
+
 @rh.property_settings(150)
 @given(args=argv())
 def test_cli_exit_codes_and_one_line_errors(args):
@@ -142,7 +150,10 @@ def test_cli_exit_codes_and_one_line_errors(args):
     assert code in (0, 1, 2), code
     if code == 2:
         lines = err.getvalue().strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("dlnlab"), err.getvalue()
+        assert len(lines) == 1, err.getvalue()
+        m = _CLI_ERROR.match(lines[0])
+        assert m, f"not 'dlnlab: error: FIELD: ...': {lines[0]!r}"
+        assert "expected" in m.group(1) and "got" in m.group(1), f"given or expected missing: {lines[0]!r}"
         rh.REJECTED["CLI argv"] += 1
     else:
         rh.ACCEPTED["CLI argv"] += 1

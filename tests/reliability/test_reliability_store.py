@@ -201,10 +201,12 @@ def test_two_sweeps_on_one_store_both_finish_and_compute_each_run_once(reference
 def test_lock_timeout(tmp_path):
     with Store(tmp_path):
         t0 = time.monotonic()
-        with pytest.raises(ConfigError, match=r"^out: another sweep \(pid \d+ .*after 0.2 s \(lock_timeout\)"):
+        late = r"^out: expected another sweep \(pid \d+ .* within 0.2 s \(lock_timeout\), got no release"
+        with pytest.raises(ConfigError, match=late):
             _sweep_in_this_process(tmp_path, lock_timeout=0.2)
         assert time.monotonic() - t0 >= 0.2  # it did wait
-        with pytest.raises(ConfigError, match=r"^out: .*lock_timeout=0; expected a free folder"):
+        busy = r"^out: expected a folder no other sweep is writing to \(lock_timeout=0\), got '"
+        with pytest.raises(ConfigError, match=busy):
             with Store(tmp_path, lock_timeout=0):
                 pass
         for bad in (-1.0, float("nan"), "5", True, [1]):

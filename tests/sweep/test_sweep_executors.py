@@ -164,7 +164,7 @@ def test_cli_sweep_and_plot_exit_codes(tmp_path, capsys):
     assert "grid.widht: not a field" in capsys.readouterr().err
     assert main(["sweep", str(unknown), "--out", str(tmp_path), "--executor", "spark"]) == 2
     assert main(["plot", str(tmp_path / "nothing")]) == 2
-    assert "holds no finished sweep" in capsys.readouterr().err
+    assert "out: expected a finished sweep folder" in capsys.readouterr().err
 
 
 def test_examples_sweep_toml_is_valid():

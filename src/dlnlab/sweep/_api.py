@@ -118,18 +118,21 @@ def plot_store(out, *, x: str | None = None, y: str | None = None, metrics=None)
         df = pd.read_parquet(out / "results.parquet")
     except (OSError, ValueError) as exc:
         raise ConfigError(
-            f"out: {str(out)!r} holds no finished sweep (sweep.json and results.parquet): {exc}"
+            f"out: expected a finished sweep folder (sweep.json and results.parquet), got {str(out)!r} "
+            f"({getattr(exc, 'strerror', None) or exc})"
         ) from None
     axes = [a[0] for a in meta.get("varying_axes", [])]
     if x is not None:
         axes = [x] + ([y] if y is not None else [a for a in axes if a != x][:1])
     elif y is not None:
-        raise ConfigError("y: give x as well")
+        raise ConfigError(f"y: expected x as well (a heatmap needs both), got y={y!r} without x")
     if not axes:
-        raise ConfigError("x: the sweep varies no field besides the seed; nothing to plot against")
+        raise ConfigError("x: expected a field to plot against, got a sweep that varies no field besides the "
+                          "seed (give --x FIELD)")
     if len(axes) > 2:
         raise ConfigError(
-            f"x, y: the sweep varies {len(axes)} axes {axes}; choose two with --x and --y"
+            f"x, y: expected at most two axes to plot, got {len(axes)} varying axes {axes}; choose two with "
+            "--x and --y"
         )
     chosen = list(metrics) if metrics else _plot_metrics(df, meta.get("metrics", []))
     return plot_sweep(df, axes=axes, metrics=chosen, out=out / "figures")

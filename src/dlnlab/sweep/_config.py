@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._registry import Sweepable, get_sweepable
+from ._registry import Sweepable, get_sweepable, sweepable_names
 
 __all__ = ["SweepSpec", "load_spec", "run_id"]
 
@@ -142,20 +142,28 @@ def _seeds(value) -> tuple[int, ...]:
     )
 
 
+def _short(value, limit: int = 60) -> str:
+    """A one-line repr of at most ``limit`` characters, for messages."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def spec_from_dict(data: Mapping[str, Any], *, source: str = "config") -> SweepSpec:
     """Validate a config dict (the parsed TOML) into a :class:`SweepSpec`."""
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"{source}: expected a table of sweep settings, got {type(data).__name__}"
+            f"config: expected a table of sweep settings, got {type(data).__name__} (in {source})"
         )
     unknown = sorted(set(data) - set(_TOP))
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key {unknown[0]!r}; expected some of {', '.join(_TOP)}"
+            f"config: unknown key {unknown[0]!r} in {source}; expected some of {', '.join(_TOP)}, "
+            f"got {', '.join(map(repr, unknown))}"
         )
     if "function" not in data:
         raise ConfigError(
-            f"function: missing from {source}; expected the name of a sweepable function"
+            f"function: missing from {source}; expected the name of a sweepable function "
+            f"({', '.join(sweepable_names())}), got no 'function' key"
         )
     fn = get_sweepable(data["function"])
     name = data.get("name", "")
@@ -172,7 +180,8 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "config") -> SweepS
         zips = [zips]
     if not isinstance(zips, list) or not all(isinstance(z, Mapping) and z for z in zips):
         raise ConfigError(
-            "zip: expected [[zip]] tables of field = [values], each with at least one field"
+            "zip: expected [[zip]] tables of field = [values], each with at least one field, got "
+            f"{_short(zips)}"
         )
     zips = [dict(z) for z in zips]
     owner: dict[str, str] = {}
@@ -182,17 +191,18 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "config") -> SweepS
         for k in fields:
             if k == "seed":
                 raise ConfigError(
-                    f"{where}.seed: expected no seed field here; set seeds with the top-level "
-                    "'seeds' key"
+                    f"{where}.seed: expected no seed field here (set seeds with the top-level "
+                    f"'seeds' key), got {_short(fields[k])}"
                 )
             if k not in fn.all_fields:
                 raise ConfigError(
-                    f"{where}.{k}: not a field of sweep function {fn.name!r}; expected some of "
-                    f"{', '.join(sorted(fn.all_fields))}"
+                    f"{where}.{k}: not a field of sweep function {fn.name!r}, got {k!r}; expected "
+                    f"some of {', '.join(sorted(fn.all_fields))}"
                 )
             if k in owner:
                 raise ConfigError(
-                    f"{where}.{k}: field already set in {owner[k]}; give each field one place"
+                    f"{where}.{k}: field already set in {owner[k]}; expected each field in one place, "
+                    f"got it in {owner[k]} and {where}"
                 )
             owner[k] = where
     grid = {k: _axis_values(f"grid.{k}", v) for k, v in tables["grid"].items()}
@@ -225,12 +235,13 @@ def load_spec(config) -> SweepSpec:
         text = None
         if isinstance(config, Path) or (len(str(config)) < 4096 and "\n" not in str(config)):
             if not path.is_file():
-                raise ConfigError(f"config: no such file {str(path)!r}; expected a TOML file")
+                what = "a folder" if path.is_dir() else "no such file"
+                raise ConfigError(f"config: expected a TOML file, got {str(path)!r} ({what})")
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(
-                    f"config: cannot read {str(path)!r} ({exc}); expected a UTF-8 TOML file"
+                    f"config: expected a UTF-8 TOML file, got {str(path)!r} that cannot be read ({exc})"
                 ) from None
             source = path.name
         else:
@@ -239,7 +250,8 @@ def load_spec(config) -> SweepSpec:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
-                f"{source}: malformed TOML ({exc}); expected TOML text (see docs/workflow.md)"
+                f"config: malformed TOML in {source} ({exc}); expected TOML text (see docs/workflow.md), "
+                "got text that does not parse"
             ) from None
         return spec_from_dict(data, source=source)
     raise ConfigError(

@@ -148,7 +148,8 @@ class DaskExecutor:
                     client = stack.enter_context(Client(self.scheduler, timeout="10s"))
                 except (OSError, TimeoutError, ValueError) as exc:
                     raise ConfigError(
-                        f"scheduler: cannot connect to {self.scheduler!r} ({exc})"
+                        f"scheduler: expected a reachable Dask scheduler, got {self.scheduler!r} "
+                        f"that cannot be reached ({exc})"
                     ) from None
             else:
                 stack.enter_context(_environ(worker_environment()))
@@ -187,7 +188,10 @@ def make_executor(
     ):
         raise ConfigError(f"workers: expected a positive integer, got {workers!r}")
     if scheduler is not None and executor != "dask":
-        raise ConfigError("scheduler: only used with executor 'dask'")
+        raise ConfigError(
+            f"scheduler: only used with executor 'dask', got {scheduler!r} with executor {executor!r}; "
+            "expected executor 'dask' or no scheduler"
+        )
     if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
         raise ConfigError(f"scheduler: expected an address like tcp://HOST:8786, got {scheduler!r}")
     return LocalExecutor(workers) if executor == "local" else DaskExecutor(scheduler, workers)

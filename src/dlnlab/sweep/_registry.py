@@ -145,8 +145,8 @@ class Sweepable:
         unknown = sorted(set(config) - set(self.all_fields))
         if unknown:
             raise ConfigError(
-                f"{unknown[0]}: not a field of sweep function {self.name!r}; expected some of "
-                f"{', '.join(sorted(self.all_fields))}"
+                f"{unknown[0]}: not a field of sweep function {self.name!r}, got {unknown[0]!r}; expected "
+                f"some of {', '.join(sorted(self.all_fields))}"
             )
         out = {
             k: f.normalise(k, config.get(k, f.default)) for k, f in sorted(self.all_fields.items())

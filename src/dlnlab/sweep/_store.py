@@ -98,7 +98,7 @@ class Store:
             self.runs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
-                f"out: cannot write to {str(self.root)!r} ({exc.strerror or exc}); expected a writable folder"
+                f"out: expected a writable folder, got {str(self.root)!r} ({exc.strerror or exc})"
             ) from None
         self._lock = FileLock(str(self.root / ".lock"))
         try:
@@ -123,8 +123,8 @@ class Store:
         if limit == 0:
             self._lock = None
             raise ConfigError(
-                f"out: another sweep ({owner}) is writing to {where!r} and lock_timeout=0; expected a free "
-                "folder: wait for it, give a timeout, or use another folder"
+                f"out: expected a folder no other sweep is writing to (lock_timeout=0), got {where!r}, held by "
+                f"another sweep ({owner}); wait for it, give a timeout, or use another folder"
             )
         how_long = "until it finishes" if limit is None else f"at most {limit:g} s"
         message = (f"dlnlab: out: another sweep ({owner}) is writing to {where!r}; waiting {how_long}, then "
@@ -139,8 +139,8 @@ class Store:
         except Timeout:
             self._lock = None
             raise ConfigError(
-                f"out: another sweep ({owner}) still writes to {where!r} after {limit:g} s (lock_timeout); "
-                "expected it to finish in time: wait longer or use another folder"
+                f"out: expected another sweep ({owner}) to release {where!r} within {limit:g} s (lock_timeout), "
+                f"got no release after {limit:g} s; wait longer or use another folder"
             ) from None
         self.waited = time.monotonic() - t0
 
