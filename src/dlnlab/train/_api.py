@@ -15,7 +15,7 @@ from .._checks import as_float, as_int, as_key, one_of
 from ..errors import ConfigError, DataError
 from ..objective import Objective
 from ._descent import CONVERGED, DIVERGED, MAX_STEPS, make_descent
-from ._flow import EVALS_PER_STEP, SOLVERS, make_flow, result_message
+from ._flow import DYNAMIC, EVALS_PER_STEP, SOLVERS, make_flow, result_message
 from ._run import Run
 
 __all__ = ["train", "train_batched", "METHODS"]
@@ -223,7 +223,7 @@ def train(objective: Objective, params, *, method: str = "gd", lr: float = 1e-2,
                           "use dl.train_batched for one per run")
     params = _check_params(objective, params)
     if method == "flow":
-        out = _compiled(method, _flow_key(opts), batched=False)(objective, params)
+        out = _compiled(method, _flow_key(opts), batched=False)(objective, params, _flow_dynamic(opts))
     else:
         out = _compiled(method, _descent_key(opts), batched=False)(
             objective, params, _keys(key, None), jnp.asarray(lr, dtype=float)
@@ -233,8 +233,8 @@ def train(objective: Objective, params, *, method: str = "gd", lr: float = 1e-2,
 
 _DESCENT_OPTIONS = ("optimizer", "stochastic", "batch_size", "steps", "record_every", "loss_threshold",
                     "grad_threshold", "divergence_threshold", "summaries")
-_FLOW_OPTIONS = ("t1", "save_at", "rtol", "atol", "max_steps", "solver", "loss_threshold", "grad_threshold",
-                 "divergence_threshold", "summaries")
+# Only the structure of a flow call is static; the values in _flow.DYNAMIC are traced (no recompile per t1).
+_FLOW_OPTIONS = ("max_steps", "solver", "summaries")
 
 
 def _descent_key(opts):
@@ -242,7 +242,13 @@ def _descent_key(opts):
 
 
 def _flow_key(opts):
-    return tuple((k, tuple(opts[k]) if k == "save_at" else opts[k]) for k in _FLOW_OPTIONS)
+    return tuple((k, opts[k]) for k in _FLOW_OPTIONS) + (
+        ("loss_event", opts["loss_threshold"] is not None), ("grad_event", opts["grad_threshold"] is not None))
+
+
+def _flow_dynamic(opts):
+    """The traced options of a flow call (an unused threshold is passed as 0 and ignored)."""
+    return {k: jnp.asarray(0.0 if opts[k] is None else opts[k], dtype=float) for k in DYNAMIC}
 
 
 @functools.lru_cache(maxsize=64)
@@ -251,9 +257,8 @@ def _compiled(method, key, *, batched: bool, objective_axis=None):
     options and shapes reuse the compiled code instead of tracing again."""
     opts = dict(key)
     if method == "flow":
-        opts["save_at"] = np.asarray(opts["save_at"])
         fn = make_flow(**opts)
-        axes = (objective_axis, 0)
+        axes = (objective_axis, 0, None)
     else:
         # the descent loop is written for a batch (see _descent); one run is a batch of one
         fn = make_descent(**opts, objective_axis=objective_axis)
@@ -316,7 +321,7 @@ def train_batched(objectives: Objective | Sequence[Objective], params_list: Sequ
     obj_in = objs[0] if shared else _stack(objs, "objectives")
     if method == "flow":
         run = _compiled(method, _flow_key(opts), batched=True, objective_axis=obj_axis)
-        out = run(obj_in, params)
+        out = run(obj_in, params, _flow_dynamic(opts))
     else:
         lrs = jnp.broadcast_to(jnp.asarray(lr, dtype=float), (n,))
         run = _compiled(method, _descent_key(opts), batched=True, objective_axis=obj_axis)

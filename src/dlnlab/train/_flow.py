@@ -12,14 +12,19 @@ Stopping events (checked after every accepted solver step):
   the threshold. It can still stop on a later plateau whose gradient is below the threshold: pick the threshold
   below the plateau gradients you care about, or use ``loss_threshold``;
 - divergence: a non-finite or exploding loss ends the run with status ``"diverged"``.
+
+Compilation: the runner is built from the *structure* of a call only (solver, ``max_steps``, the number of save
+times, which thresholds are used, the summaries); the final time, the save times, the tolerances and the
+threshold values are traced arguments, so a loop over ``t1`` or thresholds compiles once.
 """
 
 from __future__ import annotations
 
+import functools
+
 import diffrax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optimistix as optx
 
 from ._summary import all_finite, make_summary
@@ -27,50 +32,103 @@ from ._summary import all_finite, make_summary
 SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
 # Gradient evaluations per solver step (first-same-as-last schemes reuse one stage).
 EVALS_PER_STEP = {"tsit5": 6, "dopri5": 6, "dopri8": 12}
+# The traced options of a flow call (see ``make_flow``).
+DYNAMIC = ("t1", "save_at", "rtol", "atol", "loss_threshold", "grad_threshold", "divergence_threshold")
 
 
-def make_flow(*, t1: float, save_at: np.ndarray, rtol: float, atol: float, max_steps: int, solver: str,
-              loss_threshold, grad_threshold, divergence_threshold: float, summaries):
-    """Build ``run(objective, params) -> (history, params, result, t_final, n_steps, stop_kind, final summary)``."""
-    ts = jnp.asarray(save_at)
-    lthr = -jnp.inf if loss_threshold is None else loss_threshold
-    gthr = -jnp.inf if grad_threshold is None else grad_threshold
+class _StopTime(optx.Bisection):
+    """Locate an event's time inside the step where it fired, by bisection on ``[t_prev, t_next]``.
 
-    def run(objective, params):
+    diffrax hands the root finder the *tuple* of all event conditions (the untriggered ones read 0); their sum
+    is positive at ``t_prev`` and non-positive at ``t_next``. Newton on that tuple needs a linearisation and a
+    least-squares solve, which cost compile time and can end with "diverged" on a flat loss; bisection needs
+    neither. The interval is shrunk to a few ulps of ``t`` (no test on the value, which rounding can hold
+    above zero) and its *upper* end is returned, so the returned state satisfies the condition.
+    """
+
+    def __init__(self):
+        eps = float(jnp.finfo(jnp.result_type(float)).eps)
+        super().__init__(rtol=64 * eps, atol=0.0, flip=True)
+
+    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
+        scalar = jax.ShapeDtypeStruct((), jnp.result_type(y))
+        return super().init(_summed(fn), y, args, options, scalar, aux_struct, tags)
+
+    def step(self, fn, y, args, options, state, tags):
+        return super().step(_summed(fn), y, args, options, state, tags)
+
+    def terminate(self, fn, y, args, options, state, tags):
+        small = jnp.abs(state.upper - state.lower) <= self.rtol * jnp.abs(state.upper)
+        return small, optx.RESULTS.successful
+
+    def postprocess(self, fn, y, aux, args, options, state, tags, result):
+        return state.upper, aux, {}
+
+
+def _summed(fn):
+    def summed(y, args):
+        out, aux = fn(y, args)
+        return sum(jax.tree.leaves(out)), aux
+
+    return summed
+
+
+def make_flow(*, max_steps: int, solver: str, loss_event: bool, grad_event: bool, summaries):
+    """Build ``run(objective, params, dyn) -> (history, params, result, t_final, n_steps, stop_kind, summary)``.
+
+    ``dyn`` holds the traced options named in ``DYNAMIC`` (scalars, and ``save_at`` an array whose length is
+    part of the compiled shape); ``loss_event``/``grad_event`` say whether the thresholds are used at all.
+    """
+
+    def run(objective, params, dyn):
         summary_of = make_summary(objective, summaries)
+        lthr = dyn["loss_threshold"] if loss_event else -jnp.inf
+        gthr = dyn["grad_threshold"] if grad_event else -jnp.inf
         loss0, g0 = objective.value_and_grad(params)
         gnorm0 = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(g0)))
         arm_drop = 1e-3 * jnp.maximum(jnp.abs(loss0), 1.0)
-        blowup = divergence_threshold * jnp.maximum(1.0, jnp.abs(loss0))
+        blowup = dyn["divergence_threshold"] * jnp.maximum(1.0, jnp.abs(loss0))
 
         def field(t, y, args):
             return jax.tree.map(jnp.negative, objective.grad(y))
 
         def stop_kind(y, loss_test=True):
-            loss, g = objective.value_and_grad(y)
-            gnorm = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(g)))
+            # The gradient (a backward pass) is computed only when its threshold is used.
+            if grad_event:
+                loss, g = objective.value_and_grad(y)
+                gnorm = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(g)))
+                armed = (gnorm0 > gthr) | (loss < loss0 - arm_drop)
+                done = armed & (gnorm <= gthr)
+            else:
+                loss, done = objective.value(y), False
             bad = ~jnp.isfinite(loss) | (loss > blowup) | ~all_finite(y)
-            armed = (gnorm0 > gthr) | (loss < loss0 - arm_drop)
-            done = ((loss <= lthr) & loss_test) | (armed & (gnorm <= gthr))
+            done = done | ((loss <= lthr) & loss_test)
             return jnp.where(bad, 2, jnp.where(done, 1, 0))
 
-        conds = [lambda t, y, args, **kw: stop_kind(y, loss_test=False) > 0]
-        if loss_threshold is not None:  # a real-valued condition: the root finder locates the crossing time
-            conds.append(lambda t, y, args, **kw: objective.value(y) - loss_threshold)
-        event = diffrax.Event(conds, root_finder=optx.Newton(rtol=1e-10, atol=1e-12))
+        met_at_start = loss0 <= lthr  # no crossing to locate: stop after the first step
+        conds = [lambda t, y, args, **kw: (stop_kind(y, loss_test=False) > 0) | met_at_start]
+        if loss_event:  # a real-valued condition: the root finder locates the crossing time
+            conds.append(lambda t, y, args, **kw: objective.value(y) - lthr)
+        event = diffrax.Event(conds, root_finder=_StopTime(), direction=[None, False][:len(conds)])
         saveat = diffrax.SaveAt(subs=[
-            diffrax.SubSaveAt(ts=ts, fn=lambda t, y, args: summary_of(y)),
+            diffrax.SubSaveAt(ts=dyn["save_at"], fn=lambda t, y, args: summary_of(y)),
             diffrax.SubSaveAt(t1=True),
         ])
+        controller = diffrax.PIDController(rtol=dyn["rtol"], atol=dyn["atol"])
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), SOLVERS[solver](), t0=0.0, t1=t1, dt0=None, y0=params,
-            saveat=saveat, stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            event=event, max_steps=max_steps, throw=False,
+            diffrax.ODETerm(field), SOLVERS[solver](), t0=jnp.zeros_like(dyn["t1"]), t1=dyn["t1"], dt0=None,
+            y0=params, saveat=saveat, stepsize_controller=controller, event=event, max_steps=max_steps,
+            throw=False,
         )
         history, final = sol.ys
         final = jax.tree.map(lambda x: x[-1], final)
-        return (history, final, sol.result._value, sol.ts[1][-1], sol.stats["num_steps"],
-                stop_kind(final), summary_of(final))
+        kind = stop_kind(final)
+        # The loss event located its crossing: at that time the loss equals the threshold up to rounding, so
+        # the event itself (not a re-evaluated ``loss <= threshold``) says that the run converged.
+        fired = functools.reduce(jnp.logical_or, jax.tree.leaves(sol.event_mask))
+        kind = jnp.where((kind == 0) & fired, 1, kind)
+        return (history, final, sol.result._value, sol.ts[1][-1], sol.stats["num_steps"], kind,
+                summary_of(final))
 
     return run
 
