@@ -66,17 +66,27 @@ def effective_rank(x) -> jax.Array:
     return jnp.where(total > 0, jnp.exp(h), 0.0)
 
 
+def _fro(x) -> jax.Array:
+    """``||x||_F`` scaled by the largest entry, so that tiny weights (squares below the float range) do not
+    underflow to 0."""
+    m = jnp.max(jnp.abs(x))
+    safe = jnp.where(m > 0, m, 1.0)
+    return jnp.where(m > 0, safe * jnp.sqrt(jnp.sum((x / safe) ** 2)), 0.0)
+
+
 def layer_norms(params) -> jax.Array:
     """Frobenius norm of every layer."""
-    return jnp.stack([jnp.linalg.norm(W) for W in layers(params)])
+    return jnp.stack([_fro(W) for W in layers(params)])
 
 
 def rank_one_ratio(params) -> jax.Array:
-    """``||W_i||_2 / ||W_i||_F`` for every layer: 1 exactly when the layer has rank one (ji2019)."""
+    """``||W_i||_2 / ||W_i||_F`` for every layer: 1 exactly when the layer has rank one (ji2019); 0 for a zero
+    layer."""
     out = []
     for W in layers(params):
         s = singular_values(W)
-        out.append(s[0] / jnp.maximum(jnp.linalg.norm(s), jnp.finfo(s.dtype).tiny))
+        top = jnp.where(s[0] > 0, s[0], 1.0)  # computed as 1 / ||s / s_1||: no underflow, always <= 1
+        out.append(jnp.where(s[0] > 0, 1.0 / jnp.sqrt(jnp.sum((s / top) ** 2)), 0.0))
     return jnp.stack(out)
 
 

@@ -53,7 +53,7 @@ def array(name: str, x, *, ndim: Sequence[int], want: str):
         raise DataError(f"{name}: contains NaN or infinite values (first at index {where}); expected finite numbers")
     if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating):
         return x  # keep the caller's precision and device
-    return jnp.asarray(a, dtype=a.dtype if a.dtype.kind == "f" else float)
+    return a if a.dtype.kind == "f" else a.astype(float)  # NumPy in, NumPy where the function allows it
 
 
 def layers(params, *, name: str = "params", batch: bool = False) -> tuple:
