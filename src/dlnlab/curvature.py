@@ -72,7 +72,8 @@ def _value(f, params):
 
 
 def _prepare(f, params):
-    """Validate ``f`` and ``params``; return the params as a pytree of arrays and their flattened vector."""
+    """Validate ``f`` and ``params``; return ``f``, the params as a pytree of arrays, the parameter count and the
+    dtype of the flattened vector. Checks run in NumPy: eager JAX ops would each compile once per shape."""
     f = _as_fn(f)
     params = tuple(params) if isinstance(params, list) else params
     if isinstance(f, Objective):
@@ -80,16 +81,19 @@ def _prepare(f, params):
     try:
         # Python scalars in the tree become arrays so that the compiled functions trace them (not hash them).
         params = jax.tree.map(jnp.asarray, params)
-        flat, _ = ravel_pytree(params)
+        leaves = jax.tree.leaves(params)
+        dtype = jnp.result_type(*leaves) if leaves else None
     except (TypeError, ValueError) as exc:
         raise DataError(f"params: expected a pytree of numeric arrays ({exc})") from None
-    if flat.size == 0:
+    n = sum(int(np.size(leaf)) for leaf in leaves)
+    if n == 0:
         raise DataError("params: expected at least one parameter, got none")
-    if not jnp.issubdtype(flat.dtype, jnp.floating):
-        raise DataError(f"params: expected floating-point weights, got dtype {flat.dtype}")
-    if not isinstance(flat, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(flat))):
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise DataError(f"params: expected floating-point weights, got dtype {dtype}")
+    if not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves) and not all(
+            np.all(np.isfinite(np.asarray(leaf))) for leaf in leaves):
         raise DataError("params: contains NaN or infinite values; expected finite weights")
-    return f, params, flat
+    return f, params, n, dtype
 
 
 # The compiled kernels below take the objective and the params as arguments (equinox splits them into traced
@@ -131,9 +135,16 @@ def _power_jit(f, params, v0, shift, tol, max_iter):
     return lam, v, ok
 
 
+def _start_vector(key, n: int) -> np.ndarray:
+    """A standard normal start vector drawn by NumPy from the key's bits (jax.random.normal would compile once
+    per parameter count)."""
+    bits = jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return np.random.default_rng(np.asarray(bits, dtype=np.uint32).ravel().tolist()).normal(size=n)
+
+
 def hessian(f, params) -> np.ndarray:
     """The dense Hessian (P x P) at ``params``, P = number of parameters."""
-    f, params, _ = _prepare(f, params)
+    f, params, _, _ = _prepare(f, params)
     H = np.asarray(_dense_hessian(f, params))
     if not np.all(np.isfinite(H)):
         raise NumericalError("hessian: the Hessian has NaN or infinite entries at these params (overflow); "
@@ -143,10 +154,10 @@ def hessian(f, params) -> np.ndarray:
 
 def hvp(f, params, v) -> jax.Array:
     """The Hessian-vector product ``H v`` (``v`` flattened like the params), without forming H."""
-    f, params, x = _prepare(f, params)
+    f, params, n, _ = _prepare(f, params)
     v = as_array("v", v)
-    if v.shape != x.shape:
-        raise DataError(f"v: expected a flat vector of shape {x.shape} (one entry per parameter), got {v.shape}")
+    if v.shape != (n,):
+        raise DataError(f"v: expected a flat vector of shape {(n,)} (one entry per parameter), got {v.shape}")
     return _hvp_jit(f, params, v)
 
 
@@ -177,8 +188,7 @@ def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: st
     if max_iter is not None:
         max_iter = as_int("max_iter", max_iter, low=1)
     key = as_key("key", key)
-    f, params, x = _prepare(f, params)
-    n = x.size
+    f, params, n, dtype = _prepare(f, params)
     if k > n:
         raise ConfigError(f"k: expected at most {n} (the number of parameters), got {k}")
     if method == "lanczos" and k == n:  # ARPACK needs k < n; all eigenvalues are asked for anyway
@@ -187,7 +197,7 @@ def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: st
         w, V = np.linalg.eigh(hessian(f, params))
         idx = np.arange(n)[::-1][:k] if which == "largest" else np.arange(k)
         return Eigen(w[idx], V[:, idx].T, "exact")
-    v0 = jax.random.normal(key, (n,), x.dtype)
+    v0 = jnp.asarray(_start_vector(key, n), dtype)
     if method == "power":
         if k != 1:
             raise ConfigError(f"k: power iteration finds one eigenvalue, expected k=1, got {k}")
@@ -204,7 +214,7 @@ def top_eigenvalues(f, params, *, k: int = 1, which: str = "largest", method: st
                                  "try method='lanczos'")
         return Eigen(np.array([top]), v[None, :], "power")
     op = LinearOperator((n, n), dtype=np.float64,
-                        matvec=lambda v: np.asarray(_hvp_jit(f, params, jnp.asarray(v.ravel(), x.dtype))))
+                        matvec=lambda v: np.asarray(_hvp_jit(f, params, jnp.asarray(v.ravel(), dtype))))
     try:
         w, V = eigsh(op, k=k, which="LA" if which == "largest" else "SA", tol=tol, v0=np.asarray(v0),
                      maxiter=max_iter)
@@ -235,7 +245,7 @@ def morse_index(f, params, *, tol: float = 1e-8, method: str = "exact", max_inde
         w = np.linalg.eigvalsh(hessian(f, params))
         scale = max(1.0, float(np.abs(w).max()))
         return int(np.sum(w < -tol * scale))
-    n = ravel_pytree(tuple(params))[0].size
+    n = _prepare(f, params)[2]
     w = top_eigenvalues(f, params, k=min(max_index, n - 1), which="smallest", method="lanczos").values
     top = top_eigenvalues(f, params, k=1, method="lanczos").values[0]
     return int(np.sum(w < -tol * max(1.0, abs(top), float(np.abs(w).max()))))

@@ -65,7 +65,7 @@ def test_relu_loss_and_sharpness_match_independent_computations():
     X, Y = relu.digits_denoising(n=40, noise=0.5, seed=1)
     assert X.shape == (40, 64) and float(jnp.max(Y)) <= 1.0
     assert float(jnp.std(X - Y)) == pytest.approx(0.5, rel=0.05)
-    params = relu.init(jax.random.key(0), (64, 3, 3, 64), gain=1.0)
+    params = relu.init(0, (64, 3, 3, 64), gain=1.0)
     Xn, Yn = np.asarray(X), np.asarray(Y)
     h = Xn
     for W in params[:-1]:

@@ -9,27 +9,47 @@ only when its top Hessian eigenvalue is at most ``2 / eta``.
 
 ``params = (W_1, ..., W_L)`` with ``W_i`` of shape ``(widths[i], widths[i-1])`` as in dlnlab's linear nets, so
 :func:`dlnlab.theory.flat.coupling` applies unchanged. dl.train only takes a dl.Objective (linear nets), so the
-GD loop lives here (``lax.scan``, jitted once per shape).
+GD loop lives here (``lax.scan``, jitted once per shape). Sharpness is :func:`dlnlab.curvature.sharpness` of the
+loss bound to the data as a ``jax.tree_util.Partial``, so the data are traced arguments and the Hessian-vector
+product is compiled once for every checkpoint and step size.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
-from scipy.sparse.linalg import LinearOperator, eigsh
+
+from .. import curvature
 
 __all__ = ["digits_denoising", "init", "loss", "train_gd", "top_eigenvalue"]
 
 
-def digits_denoising(*, n: int | None = None, noise: float = 0.5, seed: int = 0):
-    """``(X_noisy, Y_clean)`` of shapes ``(n, 64)`` from ``sklearn.datasets.load_digits`` (bundled data)."""
+def _digit_images() -> np.ndarray:
+    """The 1797 images of scikit-learn's bundled digits data, ``(1797, 64)`` gray levels 0..16.
+
+    Read from the package's data file without importing scikit-learn (the import alone costs about a second of
+    the experiment's quick-mode budget); falls back to ``sklearn.datasets.load_digits`` if the file is not
+    where scikit-learn keeps it."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            data = np.loadtxt(path, delimiter=",")
+            if data.shape == (1797, 65):  # 64 pixels, then the label
+                return data[:, :64]
     from sklearn.datasets import load_digits
 
-    Y = load_digits().data / 16.0
+    return load_digits().data
+
+
+def digits_denoising(*, n: int | None = None, noise: float = 0.5, seed: int = 0):
+    """``(X_noisy, Y_clean)`` of shapes ``(n, 64)`` from scikit-learn's 8x8 digits (bundled data)."""
+    Y = _digit_images() / 16.0
     rng = np.random.default_rng(seed)
     if n is not None:
         Y = Y[rng.permutation(Y.shape[0])[:n]]
@@ -37,11 +57,12 @@ def digits_denoising(*, n: int | None = None, noise: float = 0.5, seed: int = 0)
     return jnp.asarray(X), jnp.asarray(Y)
 
 
-def init(key, widths, *, gain: float = np.sqrt(2.0)):
-    """He-style Gaussian init ``N(0, gain^2 / fan_in)`` for every layer."""
-    keys = jax.random.split(key, len(widths) - 1)
-    return tuple(gain / np.sqrt(widths[i]) * jax.random.normal(k, (widths[i + 1], widths[i]))
-                 for i, k in enumerate(keys))
+def init(seed: int, widths, *, gain: float = np.sqrt(2.0)):
+    """He-style Gaussian init ``N(0, gain^2 / fan_in)`` for every layer, as NumPy arrays (drawn by a NumPy
+    generator seeded by ``seed``: nothing to compile for a handful of draws)."""
+    rng = np.random.default_rng(seed)
+    return tuple(gain / np.sqrt(widths[i]) * rng.normal(size=(widths[i + 1], widths[i]))
+                 for i in range(len(widths) - 1))
 
 
 def apply(params, X):
@@ -72,31 +93,21 @@ def _gd(params, X, Y, lr, steps, record_every):
 
 
 def train_gd(params, X, Y, *, lr: float, steps: int, record_every: int):
-    """Full-batch GD; returns ``(final params, losses at records, params at records)``."""
-    p, (losses, snaps) = _gd(tuple(params), X, Y, lr, steps, record_every)
+    """Full-batch GD; returns ``(final params, losses at records, params at records)`` as NumPy arrays."""
+    p, (losses, snaps) = jax.device_get(_gd(tuple(params), X, Y, lr, steps, record_every))
     return p, np.asarray(losses), snaps
 
 
-@jax.jit
-def _hvp(params, v, X, Y):
-    flat, unravel = ravel_pytree(params)
-    g = lambda x: ravel_pytree(jax.grad(loss)(unravel(x), X, Y))[0]
-    return jax.jvp(g, (flat,), (v,))[1]
+_loss_jit = jax.jit(loss)
 
 
 def top_eigenvalue(params, X, Y, *, tol: float = 1e-8) -> float:
-    """Top Hessian eigenvalue of :func:`loss`: Lanczos (ARPACK) on Hessian-vector products. Same method
-    as ``dl.curvature.sharpness(..., method="lanczos")`` but the product is compiled once per shape
-    rather than once per call, which matters when sharpness is tracked along training."""
-    params = tuple(params)
-    n = ravel_pytree(params)[0].size
-    op = LinearOperator((n, n), dtype=np.float64,
-                        matvec=lambda v: np.asarray(_hvp(params, jnp.asarray(v.ravel()), X, Y)))
-    v0 = np.random.default_rng(0).normal(size=n)
-    return float(eigsh(op, k=1, which="LA", tol=tol, v0=v0)[0][0])
+    """Top Hessian eigenvalue of :func:`loss` at ``params``: ``dl.curvature.sharpness`` (Lanczos on
+    Hessian-vector products) with the data passed as traced arguments, so repeated calls compile once."""
+    return curvature.sharpness(jax.tree_util.Partial(loss, X=X, Y=Y), tuple(params), tol=tol)
 
 
-QUICK = {"n": 400, "noise": 0.5, "widths": (64, 32, 32, 64), "lrs": (0.01, 0.02), "steps": 3000,
+QUICK = {"n": 200, "noise": 0.5, "widths": (64, 32, 32, 64), "lrs": (0.01, 0.02), "steps": 3000,
          "gain": 0.1, "top": 8, "checkpoints": 3, "n_baseline": 20}
 FULL = {"n": 1797, "noise": 0.5, "widths": (64, 32, 32, 64), "lrs": (0.01, 0.02, 0.03), "steps": 10_000,
         "gain": 0.1, "top": 8, "checkpoints": 6, "n_baseline": 50}
@@ -110,20 +121,19 @@ def run(cfg: dict, *, seed: int = 0) -> dict:
     from ..theory.flat import subspace_coupling
 
     X, Y = digits_denoising(n=cfg["n"], noise=cfg["noise"], seed=seed)
-    p0 = init(jax.random.key(seed), cfg["widths"], gain=cfg["gain"])
+    p0 = init(seed, cfg["widths"], gain=cfg["gain"])
     every = cfg["steps"] // cfg["checkpoints"]
     rows, traj, last = [], [], None
     for lr in cfg["lrs"]:
         p, losses, snaps = train_gd(p0, X, Y, lr=lr, steps=cfg["steps"], record_every=every)
-        lam_t = [top_eigenvalue(jax.tree.map(lambda a, k=k: a[k], snaps), X, Y)
-                 for k in range(cfg["checkpoints"])]
+        lam_t = [top_eigenvalue(tuple(a[k] for a in snaps), X, Y) for k in range(cfg["checkpoints"])]
         traj.append({"lr": lr, "steps": every * np.arange(1, cfg["checkpoints"] + 1), "sharpness": lam_t})
         rows.append({"lr": lr, "sharpness": lam_t[-1], "two_over_eta": 2 / lr,
-                     "initial_loss": float(loss(p0, X, Y)), "final_loss": float(losses[-1]),
+                     "initial_loss": float(_loss_jit(p0, X, Y)), "final_loss": float(losses[-1]),
                      "coupling": float(np.min(subspace_coupling(p, cfg["top"]))),
                      "init_coupling": float(np.min(subspace_coupling(p0, cfg["top"])))})
         last = p
-    base = max(float(np.max(subspace_coupling(init(jax.random.key(10_000 + seed + b), cfg["widths"]),
+    base = max(float(np.max(subspace_coupling(init(10_000 + seed + b, cfg["widths"]),
                                               cfg["top"])))
                for b in range(cfg["n_baseline"]))
     return {"rows": rows, "traj": traj, "baseline": base, "n_baseline": cfg["n_baseline"],

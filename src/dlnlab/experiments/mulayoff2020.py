@@ -75,9 +75,15 @@ def nonsymmetric_target(seed=0, d=4):
 
 
 def _gl_minimum(rng, T, widths, strength):
-    Ws = [np.asarray(W) for W in Net(widths).init(jax.random.key(int(rng.integers(1 << 30))),
-                                                  scheme="balanced", target=T)]
-    for i in range(len(Ws) - 1):
+    """A random global minimum: the SVD-balanced factorisation of ``T`` through Haar-random hidden bases, then
+    random invertible maps ``G`` between consecutive layers (``W_i -> G W_i``, ``W_{i+1} -> W_{i+1} G^{-1}``).
+    NumPy only: nothing to compile for a few hundred small draws."""
+    N = len(widths) - 1
+    U, s, Vt = np.linalg.svd(T, full_matrices=False)
+    root = np.diag(s ** (1.0 / N))  # the product is U diag(s) V^T = T whatever the rank
+    bases = [Vt.T] + [np.linalg.qr(rng.normal(size=(h, s.size)))[0] for h in widths[1:-1]] + [U]
+    Ws = [bases[i + 1] @ root @ bases[i].T for i in range(N)]
+    for i in range(N - 1):
         G = np.eye(widths[i + 1]) + strength * rng.normal(size=(widths[i + 1],) * 2)
         Ws[i], Ws[i + 1] = G @ Ws[i], Ws[i + 1] @ np.linalg.inv(G)
     return Ws
@@ -148,9 +154,84 @@ def closed_form(ctx: Context) -> None:
 
 
 # -- claims 2-4 -----------------------------------------------------------------------------------------
-def _train_resnets(objs, inits, *, lr, steps, record_every=None):
-    return train_batched(objs, inits, method="gd", lr=lr, steps=steps, grad_threshold=1e-12,
-                         record_every=record_every or max(steps // 50, 1))
+# Every linear-ResNet run of claims 2-4 (4x4 layers) is grouped by depth: one compiled, batched GD call per depth
+# serves all three claims (compiling the training loop is most of the quick mode's cost, the runs themselves take
+# a fraction of a second). The runs share one step cap and record interval; each stops on its own when its
+# gradient norm falls below 1e-12.
+_RESNET_STEPS = 60_000
+_RESNET_RECORD = 1000
+_SCALE_DEPTH = 4  # claim 3
+_NW_DEPTH = 3  # claim 4
+
+
+def _zero_init_depths(quick: bool) -> tuple[int, ...]:
+    # quick mode: the depths of claims 3 and 4, whose runs then share these compiled loops (one compile per depth
+    # is the quick mode's main cost)
+    return (3, 4) if quick else (2, 3, 5, 8)
+
+
+def _whitened_problems(seed) -> dict:
+    return {"symmetric": problem(symmetric_target(seed)[0]), "nonsymmetric": problem(nonsymmetric_target(seed))}
+
+
+def _anisotropic_cases(seed, quick) -> list:
+    T, Q = symmetric_target(seed)
+    S = Q @ np.diag([1.0, 2.0, 5.0, 10.0]) @ Q.T
+    cases = [("symmetric", T, S)]
+    if not quick:
+        cases.append(("nonsymmetric", nonsymmetric_target(seed), S))
+    return cases
+
+
+def _scale_grid(quick) -> tuple[tuple[float, ...], int]:
+    scales = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5) if quick else tuple(float(s) for s in np.round(np.arange(0, 0.61, 0.05), 2))
+    return scales, (4 if quick else 16)
+
+
+def _resnet_specs(ctx: Context, N: int) -> list[dict]:
+    """The runs of claims 2-4 at depth ``N``: claim tag, objective, initial weights, step size, metadata."""
+    net = Net((4,) * (N + 1), residual=True)
+    zero = net.init(jax.random.key(0), scheme="zero")
+    specs = []
+    if N in _zero_init_depths(ctx.quick):
+        probs = _whitened_problems(ctx.seed)
+        lam = {k: flat.flattest_sharpness(p, N) for k, p in probs.items()}
+        lr = 0.5 / max(lam.values())
+        specs += [{"claim": "zero_init", "name": k, "prob": p, "obj": Objective(p, net=net), "init": zero, "lr": lr,
+                   "lam_star": lam[k]} for k, p in probs.items()]
+    if N == _SCALE_DEPTH:
+        prob = problem(symmetric_target(ctx.seed)[0])
+        lam_star = flat.flattest_sharpness(prob, N)
+        scales, seeds = _scale_grid(ctx.quick)
+        obj = Objective(prob, net=net)
+        for s in scales:
+            for k in range(seeds):
+                key = jax.random.key(1000 * ctx.seed + k)
+                init = zero if s == 0 else net.init(key, scheme="gaussian", scale=float(s))
+                # a small step (2/eta = 20 lambda*) so that GD stability does not cap the sharpness
+                specs.append({"claim": "init_scale", "scale": s, "seed": k, "prob": prob, "obj": obj, "init": init,
+                              "lr": 0.1 / lam_star, "lam_star": lam_star})
+    if N == _NW_DEPTH:
+        for name, T, S in _anisotropic_cases(ctx.seed, ctx.quick):
+            prob = problem(T, S)
+            lam_bal = flat.balanced_sharpness(prob, N)
+            specs.append({"claim": "non_whitened", "name": name, "prob": prob, "obj": Objective(prob, net=net),
+                          "init": zero, "lr": 0.5 / lam_bal, "lam_star": flat.flattest_sharpness(prob, N),
+                          "lam_bal": lam_bal})
+    return specs
+
+
+def _resnet_runs(ctx: Context, claim: str, N: int) -> list[tuple[dict, object]]:
+    """``(spec, run)`` of ``claim`` at depth ``N``; the first request trains every run of that depth in one
+    batched call and keeps the results for the other claims."""
+    key = ("resnet_runs", N, ctx.quick, ctx.seed)
+    if key not in _STATE:
+        specs = _resnet_specs(ctx, N)
+        runs = train_batched([sp["obj"] for sp in specs], [sp["init"] for sp in specs], method="gd",
+                             lr=[sp["lr"] for sp in specs], steps=_RESNET_STEPS, grad_threshold=1e-12,
+                             record_every=_RESNET_RECORD)
+        _STATE[key] = list(zip(specs, runs, strict=True))
+    return [(sp, run) for sp, run in _STATE[key] if sp["claim"] == claim]
 
 
 def _limit_stats(prob, params, lam_star, u):
@@ -167,22 +248,14 @@ def _limit_stats(prob, params, lam_star, u):
 
 def resnet_zero_init(ctx: Context) -> None:
     """Zero-init linear ResNets on whitened data end at the flattest minimum."""
-    T_sym, _ = symmetric_target(ctx.seed)
-    T_ns = nonsymmetric_target(ctx.seed)
-    probs = {"symmetric": problem(T_sym), "nonsymmetric": problem(T_ns)}
-    depths = (2, 3, 5) if ctx.quick else (2, 3, 5, 8)
+    depths = _zero_init_depths(ctx.quick)
     rows = []
     for N in depths:
-        lam = {k: flat.flattest_sharpness(p, N) for k, p in probs.items()}
-        net = Net((4,) * (N + 1), residual=True)
-        init = net.init(jax.random.key(0), scheme="zero")
-        runs = _train_resnets([Objective(p, net=net) for p in probs.values()], [init, init],
-                              lr=0.5 / max(lam.values()), steps=20_000)
-        for (name, p), run in zip(probs.items(), runs, strict=True):
-            st = _limit_stats(p, run.params, lam[name], flat.flattest_direction(p, N))
-            rows.append({"depth": N, "target": name, "status": run.status, "steps": run.n_steps,
+        for sp, run in _resnet_runs(ctx, "zero_init", N):
+            st = _limit_stats(sp["prob"], run.params, sp["lam_star"], flat.flattest_direction(sp["prob"], N))
+            rows.append({"depth": N, "target": sp["name"], "status": run.status, "steps": run.n_steps,
                          **{k: v for k, v in st.items() if k != "gains"}})
-            if name == "nonsymmetric" and N == depths[-1]:
+            if sp["name"] == "nonsymmetric" and N == depths[-1]:
                 _STATE["zero_init_params"] = run.params
                 _STATE["zero_init_gains"] = st["gains"]
     ctx.table("resnet_zero_init", rows)
@@ -208,26 +281,14 @@ def resnet_zero_init(ctx: Context) -> None:
 
 def init_scale(ctx: Context) -> None:
     """Residual Gaussian inits of growing scale end at sharper minima."""
-    T, _ = symmetric_target(ctx.seed)
-    prob = problem(T)
-    N = 4
-    lam_star = flat.flattest_sharpness(prob, N)
+    N = _SCALE_DEPTH
+    scales, _ = _scale_grid(ctx.quick)
+    pairs = _resnet_runs(ctx, "init_scale", N)
+    prob, lam_star = pairs[0][0]["prob"], pairs[0][0]["lam_star"]
     u = flat.flattest_direction(prob, N)
-    scales = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5) if ctx.quick else tuple(np.round(np.arange(0, 0.61, 0.05), 2))
-    seeds = 4 if ctx.quick else 16
-    net = Net((4,) * (N + 1), residual=True)
-    inits, meta = [], []
-    for s in scales:
-        for k in range(seeds):
-            key = jax.random.key(1000 * ctx.seed + k)
-            inits.append(net.init(key, scheme="zero") if s == 0 else
-                         net.init(key, scheme="gaussian", scale=float(s)))
-            meta.append((s, k))
-    # a small step (2/eta = 20 lambda*) so that GD stability does not cap the sharpness
-    runs = _train_resnets(Objective(prob, net=net), inits, lr=0.1 / lam_star, steps=40_000,
-                          record_every=1000)
     rows, in_bounds = [], True
-    for (s, k), p0, run in zip(meta, inits, runs, strict=True):
+    for sp, run in pairs:
+        s, k = sp["scale"], sp["seed"]
         if run.status != "converged":
             rows.append({"scale": s, "seed": k, "status": run.status})
             continue
@@ -235,7 +296,7 @@ def init_scale(ctx: Context) -> None:
         lo, hi = flat.gain_interval(N, st["ratio"])
         in_bounds &= bool(np.all(st["gains"] >= lo * (1 - 1e-9)) and np.all(st["gains"] <= hi * (1 + 1e-9)))
         rows.append({"scale": s, "seed": k, "status": run.status, "ratio": st["ratio"],
-                     "init_balancedness": float(balancedness(p0).normalised),
+                     "init_balancedness": float(balancedness(sp["init"]).normalised),
                      "gain_min": float(st["gains"].min()), "gain_max": float(st["gains"].max())})
         _STATE.setdefault("scale_gains", {}).setdefault(s, st["gains"])
     ctx.table("init_scale", rows)
@@ -261,25 +322,17 @@ def init_scale(ctx: Context) -> None:
 
 def non_whitened(ctx: Context) -> None:
     """Boundary of the theorem: anisotropic inputs."""
-    T, Q = symmetric_target(ctx.seed)
-    cases = [("symmetric", T, Q @ np.diag([1.0, 2.0, 5.0, 10.0]) @ Q.T)]
-    if not ctx.quick:
-        cases.append(("nonsymmetric", nonsymmetric_target(ctx.seed), Q @ np.diag([1.0, 2.0, 5.0, 10.0]) @ Q.T))
-    N = 3
-    net = Net((4,) * (N + 1), residual=True)
-    init = net.init(jax.random.key(0), scheme="zero")
+    N = _NW_DEPTH
     rows = []
-    for name, Tc, S in cases:
-        prob = problem(Tc, S)
-        lam_star = flat.flattest_sharpness(prob, N)
-        lam_bal = flat.balanced_sharpness(prob, N)
-        run = _train_resnets([Objective(prob, net=net)], [init], lr=0.5 / lam_bal, steps=60_000)[0]
+    for sp, run in _resnet_runs(ctx, "non_whitened", N):
+        prob = sp["prob"]
         lam = flat.sharpness_at_minimum(prob, run.params, tol=1e-7) if run.status == "converged" else np.nan
-        rows.append({"target": name, "status": run.status, "lambda": lam, "lambda_star": lam_star,
-                     "lambda_balanced": lam_bal, "ratio": lam / lam_star,
+        rows.append({"target": sp["name"], "status": run.status, "lambda": lam, "lambda_star": sp["lam_star"],
+                     "lambda_balanced": sp["lam_bal"], "ratio": lam / sp["lam_star"],
                      "balancedness": float(balancedness(run.params).normalised)})
     if not ctx.quick:  # certify lambda* by constructing a minimum that attains it
-        prob = problem(T, cases[0][2])
+        _, T, S = _anisotropic_cases(ctx.seed, ctx.quick)[0]
+        prob = problem(T, S)
         Ws = flat.flattest_minimum(prob, (4,) * (N + 1))
         rows[0]["certified_flattest"] = flat.sharpness_at_minimum(prob, Ws) / rows[0]["lambda_star"]
     ctx.table("non_whitened", rows)
@@ -309,25 +362,42 @@ def _stays_converged(runs, lrs, t, *, steps=3000, tol=1e-8):
 
 
 # -- claim 5 -----------------------------------------------------------------------------------------
+_CHAIN_T = 2.0  # scalar chain of claim 5: loss (w_3 w_2 w_1 - t)^2 with sigma_xx = 1
+
+
+def _chain_sharpness(params):
+    """Recorded along the claim-5 runs: top eigenvalue of the 3x3 Hessian of (w_3 w_2 w_1 - t)^2, written out
+    here rather than taken from the objective. A module-level function, so the compiled runner is reused."""
+    w = jnp.stack([W[0, 0] for W in params])
+    return {"sharpness": jnp.linalg.eigvalsh(jax.hessian(lambda x: (jnp.prod(x) - _CHAIN_T) ** 2)(w))[-1]}
+
+
 def gd_stability(ctx: Context) -> None:
     """Scalar chain N=3, t=2, sigma_xx=1: theory eta_c = 2/lambda* vs the measured boundary."""
-    prob = Regression.from_moments([[1.0]], [[2.0]], 4.0)
+    prob = Regression.from_moments([[1.0]], [[_CHAIN_T]], _CHAIN_T**2)
     N = 3
     eta_c = flat.critical_step(prob, N)
     obj = Objective(prob)
-    w_flat = 2.0 ** (1 / N)
+    w_flat = _CHAIN_T ** (1 / N)
     rng = np.random.default_rng(ctx.seed)
+    n = 20 if ctx.quick else 100
     # (a) boundary: GD from a perturbed flattest minimum (moved along the minima manifold by ~1e-3 and
     # off it by a factor 1.002 per layer, so no start is accidentally a minimum) on a grid of steps
-    n = 20 if ctx.quick else 100  # one batch size for every call below: compiled once
     grid = np.linspace(0.95, 1.05, n) * eta_c
     start = []
     for _ in grid:
         d = 1e-3 * rng.normal(size=N)
         start.append(tuple(jnp.full((1, 1), 1.002 * w_flat * np.exp(x)) for x in d - d.mean()))
-    runs = train_batched(obj, start, method="gd", lr=grid, steps=20_000, loss_threshold=1e-24,
-                         record_every=1000)
-    conv = _stays_converged(runs, grid, 2.0)
+    # (b) random starts just below and above the threshold
+    rand = [tuple(jnp.full((1, 1), w) for w in rng.uniform(0.5, 2.0, size=N)) for _ in range(n)]
+    # (c) sharpness along GD for the figure: a small, unbalanced start at 2/eta = 4, 2 and 1.3 times lambda*
+    etas = 2 / ((2 / eta_c) * np.array([4.0, 2.0, 1.3]))
+    small = tuple(jnp.full((1, 1), w) for w in (0.2, 0.5, 1.5))
+    # one batched call for (a), (b) and (c): one compiled runner
+    lrs = np.concatenate([grid, np.full(n, 0.99 * eta_c), np.full(n, 1.01 * eta_c), etas])
+    runs = train_batched(obj, start + rand + rand + [small] * len(etas), method="gd", lr=lrs, steps=20_000,
+                         loss_threshold=1e-24, record_every=20, summaries=_chain_sharpness)
+    conv = _stays_converged(runs[:n], grid, _CHAIN_T)
     below, above = grid[conv], grid[~conv]
     measured = 0.5 * (below.max() + above.min()) if below.size and above.size else np.nan
     spacing = grid[1] - grid[0]
@@ -340,14 +410,10 @@ def gd_stability(ctx: Context) -> None:
               f"{spacing / eta_c:.1e})",
               expected=eta_c, measured=measured, tolerance=spacing,
               passed=bool(abs(measured - eta_c) <= spacing and not np.any(above < below.max())))
-    # (b) random starts just below and above the threshold
-    inits = [tuple(jnp.full((1, 1), w) for w in rng.uniform(0.5, 2.0, size=N)) for _ in range(n)]
     out = {}
-    for f in (0.99, 1.01):
-        lrs = np.full(n, f * eta_c)
-        rs = train_batched(obj, inits, method="gd", lr=lrs, steps=20_000, loss_threshold=1e-24,
-                           record_every=1000)
-        ok = _stays_converged(rs, lrs, 2.0)
+    for j, f in enumerate((0.99, 1.01)):
+        rs = runs[n * (j + 1):n * (j + 2)]
+        ok = _stays_converged(rs, np.full(n, f * eta_c), _CHAIN_T)
         out[f] = [float(curvature.sharpness(obj, r.params, method="exact"))
                   for r, c in zip(rs, ok, strict=True) if c]
     eta = 0.99 * eta_c
@@ -359,22 +425,8 @@ def gd_stability(ctx: Context) -> None:
               expected="<= 1 and 0 converged above", measured=worst, tolerance=1e-9,
               passed=bool(out[0.99]) and worst <= 1 + 1e-9 and not out[1.01])
     _STATE["stability"] = (grid / eta_c, conv)
-    # (c) sharpness along GD for the figure: a 2x2 depth-3 net from an unbalanced start
-    p2 = problem(np.diag([2.0, 1.0]))
-    lam2 = flat.flattest_sharpness(p2, 3)
-    net = Net((2, 2, 2, 2))
-    base = net.init(jax.random.key(ctx.seed), scheme="gaussian", scale=0.5)
-    obj2 = Objective(p2)
-
-    def sharp(params):
-        v, unravel = jax.flatten_util.ravel_pytree(params)
-        return {"sharpness": jnp.linalg.eigvalsh(jax.hessian(lambda x: obj2.value(unravel(x)))(v))[-1]}
-
-    etas = 2 / (lam2 * np.array([4.0, 2.0, 1.3]))  # 2/eta at 4, 2 and 1.3 times the flattest value
-    traj = train_batched(obj2, [base] * len(etas), method="gd", lr=etas, steps=3000, record_every=10,
-                         summaries=sharp)
-    _STATE["trajectories"] = [(e, r.times, r.history["sharpness"]) for e, r in zip(etas, traj, strict=True)]
-    _STATE["lam2"] = lam2
+    _STATE["trajectories"] = [(e, r.times, r.history["sharpness"]) for e, r in zip(etas, runs[3 * n:], strict=True)]
+    _STATE["lam2"] = 2 / eta_c
 
 
 # -- claim 6 -----------------------------------------------------------------------------------------
@@ -449,7 +501,7 @@ def figures(ctx: Context) -> None:
             axes[0].axhline(2 / eta, color=f"C{j}", ls="--", lw=0.8)
         if "lam2" in _STATE:
             axes[0].axhline(_STATE["lam2"], color="k", ls=":", label="lambda* (flattest)")
-        axes[0].set(xlabel="GD step", ylabel="sharpness", yscale="log", title="linear net (2,2,2,2)")
+        axes[0].set(xlabel="GD step", ylabel="sharpness", yscale="log", title="scalar chain N=3, t=2")
         axes[0].legend(frameon=False, fontsize=7)
         for j, row in enumerate(_STATE.get("relu", {}).get("traj", [])):
             axes[1].plot(row["steps"], row["sharpness"], "-o", ms=3, color=f"C{j}", label=f"eta={row['lr']}")
