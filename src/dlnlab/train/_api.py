@@ -15,7 +15,7 @@ from .._checks import as_float, as_int, as_key, one_of
 from ..errors import ConfigError, DataError
 from ..objective import Objective
 from ._descent import CONVERGED, DIVERGED, MAX_STEPS, make_descent
-from ._flow import DYNAMIC, EVALS_PER_STEP, SOLVERS, make_flow, result_message
+from ._flow import DYNAMIC, SOLVERS, make_flow, result_message
 from ._run import Run
 
 __all__ = ["train", "train_batched", "METHODS"]
@@ -110,7 +110,7 @@ def _to_runs(method, out, opts, batch: int | None):
     for b in range(1 if batch is None else batch):
         pick = (lambda x: x) if batch is None else (lambda x, b=b: x[b])
         if method == "flow":
-            hist, params, code, t_final, n_steps, kind, last = jax.tree.map(pick, out)
+            hist, params, code, t_final, n_steps, kind, last, n_evals = jax.tree.map(pick, out)
             t_final = float(t_final)
             keep = opts["save_at"] <= t_final * (1 + 1e-12)
             # A failed solve leaves inf in the save slots it never reached (t=0 included when no step
@@ -129,8 +129,8 @@ def _to_runs(method, out, opts, batch: int | None):
             else:
                 (status, msg), bad = result_message(int(code)), None
             n_steps = int(n_steps)
-            runs.append(Run("flow", times, hist, tuple(params), status, bad, n_steps,
-                            n_steps * EVALS_PER_STEP[opts["solver"]] + 1, msg, config=_public(opts)))
+            runs.append(Run("flow", times, hist, tuple(params), status, bad, n_steps, int(n_evals), msg,
+                            config=_public(opts)))
         else:
             hist, n_rec, params, status, bad_step, n_steps = jax.tree.map(pick, out)
             n_rec = int(n_rec)
@@ -195,7 +195,9 @@ def train(objective: Objective, params, *, method: str = "gd", lr: float = 1e-2,
         record_every: steps between records (default ``steps // 100``).
         key: PRNG key or integer seed for sgd.
         t1, save_at, rtol, atol, max_steps, solver: gradient flow: final time; record times (array, ``"linear"``
-            or ``"log"``); solver tolerances; solver step cap; ``"tsit5"``, ``"dopri5"`` or ``"dopri8"``.
+            or ``"log"``); solver tolerances; solver step cap; ``"tsit5"``, ``"dopri5"``, ``"dopri8"`` or
+            ``"rkc"`` (stabilised Runge-Kutta-Chebyshev for stiff flows, e.g. after a small init has learned
+            its first mode: see :mod:`dlnlab.train._rkc`).
         loss_threshold, grad_threshold: stop (status ``"converged"``) once the loss or gradient norm falls
             below. For flow the gradient test is not fooled by the origin saddle of a small init (see
             :mod:`dlnlab.train._flow`).

@@ -27,10 +27,12 @@ import jax
 import jax.numpy as jnp
 import optimistix as optx
 
+from ._rkc import RKC, CountingPID
 from ._summary import all_finite, make_summary
 
-SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
-# Gradient evaluations per solver step (first-same-as-last schemes reuse one stage).
+SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8, "rkc": RKC}
+# Gradient evaluations per solver step of the fixed-stage schemes (first-same-as-last ones reuse one stage);
+# RKC counts its own (stages vary per step).
 EVALS_PER_STEP = {"tsit5": 6, "dopri5": 6, "dopri8": 12}
 # The traced options of a flow call (see ``make_flow``).
 DYNAMIC = ("t1", "save_at", "rtol", "atol", "loss_threshold", "grad_threshold", "divergence_threshold")
@@ -74,7 +76,8 @@ def _summed(fn):
 
 
 def make_flow(*, max_steps: int, solver: str, loss_event: bool, grad_event: bool, summaries):
-    """Build ``run(objective, params, dyn) -> (history, params, result, t_final, n_steps, stop_kind, summary)``.
+    """Build ``run(objective, params, dyn) -> (history, params, result, t_final, n_steps, stop_kind, summary,
+    n_grad_evals)``.
 
     ``dyn`` holds the traced options named in ``DYNAMIC`` (scalars, and ``save_at`` an array whose length is
     part of the compiled shape); ``loss_event``/``grad_event`` say whether the thresholds are used at all.
@@ -89,8 +92,13 @@ def make_flow(*, max_steps: int, solver: str, loss_event: bool, grad_event: bool
         arm_drop = 1e-3 * jnp.maximum(jnp.abs(loss0), 1.0)
         blowup = dyn["divergence_threshold"] * jnp.maximum(1.0, jnp.abs(loss0))
 
+        # RKC integrates (params, evaluation counter) pairs so that rejected steps are counted too.
+        counted = solver == "rkc"
+        unwrap = (lambda y: y[0]) if counted else (lambda y: y)
+
         def field(t, y, args):
-            return jax.tree.map(jnp.negative, objective.grad(y))
+            flow = jax.tree.map(jnp.negative, objective.grad(unwrap(y)))
+            return (flow, jnp.zeros_like(y[1])) if counted else flow
 
         def stop_kind(y, loss_test=True):
             # The gradient (a backward pass) is computed only when its threshold is used.
@@ -106,29 +114,34 @@ def make_flow(*, max_steps: int, solver: str, loss_event: bool, grad_event: bool
             return jnp.where(bad, 2, jnp.where(done, 1, 0))
 
         met_at_start = loss0 <= lthr  # no crossing to locate: stop after the first step
-        conds = [lambda t, y, args, **kw: (stop_kind(y, loss_test=False) > 0) | met_at_start]
+        conds = [lambda t, y, args, **kw: (stop_kind(unwrap(y), loss_test=False) > 0) | met_at_start]
         if loss_event:  # a real-valued condition: the root finder locates the crossing time
-            conds.append(lambda t, y, args, **kw: objective.value(y) - lthr)
+            conds.append(lambda t, y, args, **kw: objective.value(unwrap(y)) - lthr)
         event = diffrax.Event(conds, root_finder=_StopTime(), direction=[None, False][:len(conds)])
         saveat = diffrax.SaveAt(subs=[
-            diffrax.SubSaveAt(ts=dyn["save_at"], fn=lambda t, y, args: summary_of(y)),
+            diffrax.SubSaveAt(ts=dyn["save_at"], fn=lambda t, y, args: summary_of(unwrap(y))),
             diffrax.SubSaveAt(t1=True),
-        ])
-        controller = diffrax.PIDController(rtol=dyn["rtol"], atol=dyn["atol"])
+        ], controller_state=counted)
+        controller = (CountingPID if counted else diffrax.PIDController)(rtol=dyn["rtol"], atol=dyn["atol"])
+        method = SOLVERS[solver]()
+        y0 = (params, jnp.zeros((), jnp.result_type(float))) if counted else params
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), SOLVERS[solver](), t0=jnp.zeros_like(dyn["t1"]), t1=dyn["t1"], dt0=None,
-            y0=params, saveat=saveat, stepsize_controller=controller, event=event, max_steps=max_steps,
-            throw=False,
+            diffrax.ODETerm(field), method, t0=jnp.zeros_like(dyn["t1"]), t1=dyn["t1"], dt0=None, y0=y0,
+            saveat=saveat, stepsize_controller=controller, event=event, max_steps=max_steps, throw=False,
         )
         history, final = sol.ys
-        final = jax.tree.map(lambda x: x[-1], final)
+        final = unwrap(jax.tree.map(lambda x: x[-1], final))
         kind = stop_kind(final)
         # The loss event located its crossing: at that time the loss equals the threshold up to rounding, so
         # the event itself (not a re-evaluated ``loss <= threshold``) says that the run converged.
         fired = functools.reduce(jnp.logical_or, jax.tree.leaves(sol.event_mask))
         kind = jnp.where((kind == 0) & fired, 1, kind)
-        return (history, final, sol.result._value, sol.ts[1][-1], sol.stats["num_steps"], kind,
-                summary_of(final))
+        n_steps = sol.stats["num_steps"]
+        if counted:  # every attempted step, the solver's initialisation, 2 for the initial step size
+            evals = jnp.round(sol.controller_state[1]) + method.init_cost() + 2
+        else:
+            evals = n_steps * EVALS_PER_STEP[solver] + 1.0
+        return (history, final, sol.result._value, sol.ts[1][-1], n_steps, kind, summary_of(final), evals)
 
     return run
 
