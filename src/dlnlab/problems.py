@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import as_array, as_float
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 __all__ = ["Regression", "Classification", "MatrixCompletion", "Dropout", "MultiplicativeNoise"]
 
@@ -31,7 +31,16 @@ __all__ = ["Regression", "Classification", "MatrixCompletion", "Dropout", "Multi
 class Regression(eqx.Module):
     """Squared-loss regression, stored as its second moments (and optionally its samples, for SGD).
 
-    Build with :meth:`from_data` (rows of ``X`` and ``Y`` are samples) or :meth:`from_moments`.
+    Build with :meth:`from_data` (rows of ``X`` and ``Y`` are samples) or :meth:`from_moments`. Both take
+    ``dtype=`` (default: JAX's default float, float64 once dlnlab is imported): the moments are computed in
+    float64 and then stored in ``dtype``, and the loss, gradients and training follow the stored precision, so
+    ``dtype=jnp.float32`` gives a float32 problem without switching JAX's 64-bit mode off.
+
+    Example:
+        >>> import jax.numpy as jnp, numpy as np, dlnlab as dl
+        >>> prob = dl.Regression.from_moments(np.eye(2), np.ones((1, 2)), 2.0, dtype=jnp.float32)
+        >>> prob.Sxx.dtype, prob.Syy.dtype
+        (dtype('float32'), dtype('float32'))
     """
 
     Sxx: jax.Array
@@ -41,8 +50,10 @@ class Regression(eqx.Module):
     Y: jax.Array | None = None
 
     @classmethod
-    def from_data(cls, X, Y) -> Regression:
-        """From samples: ``X`` of shape ``(n, d_in)``, ``Y`` of shape ``(n, d_out)`` or ``(n,)``."""
+    def from_data(cls, X, Y, *, dtype=None) -> Regression:
+        """From samples: ``X`` of shape ``(n, d_in)``, ``Y`` of shape ``(n, d_out)`` or ``(n,)``, stored in
+        ``dtype``."""
+        dtype = _dtype(dtype)
         X = as_array("X", X, ndim=2)
         Y = as_array("Y", Y, ndim=(1, 2))
         if Y.ndim == 1:
@@ -57,14 +68,20 @@ class Regression(eqx.Module):
         with np.errstate(over="ignore", invalid="ignore"):
             Sxx, Syx, Syy = X.T @ X / n, Y.T @ X / n, np.sum(Y * Y) / n
         _finite_moments("X, Y", Sxx, Syx, Syy)
+        _fits("X", X, dtype)
+        _fits("Y", Y, dtype)
+        _fits("X, Y (their second moments)", np.array([np.abs(Sxx).max(initial=0.0), np.abs(Syx).max(initial=0.0),
+                                                     Syy]), dtype)
         return cls(
-            Sxx=jnp.asarray(Sxx), Syx=jnp.asarray(Syx),
-            Syy=jnp.asarray(Syy), X=jnp.asarray(X), Y=jnp.asarray(Y),
+            Sxx=jnp.asarray(Sxx, dtype), Syx=jnp.asarray(Syx, dtype),
+            Syy=jnp.asarray(Syy, dtype), X=jnp.asarray(X, dtype), Y=jnp.asarray(Y, dtype),
         )
 
     @classmethod
-    def from_moments(cls, Sxx, Syx, Syy) -> Regression:
-        """From moments ``Sxx = E[x x^T]``, ``Syx = E[y x^T]``, ``Syy = E[||y||^2]`` (a 1-D ``Syx`` is one output)."""
+    def from_moments(cls, Sxx, Syx, Syy, *, dtype=None) -> Regression:
+        """From moments ``Sxx = E[x x^T]``, ``Syx = E[y x^T]``, ``Syy = E[||y||^2]`` (a 1-D ``Syx`` is one output),
+        stored in ``dtype``."""
+        dtype = _dtype(dtype)
         Sxx = as_array("Sxx", Sxx, ndim=2)
         Syx = as_array("Syx", Syx, ndim=(1, 2))
         if Syx.ndim == 1:
@@ -85,7 +102,10 @@ class Regression(eqx.Module):
         if Syx.shape[1] != d:
             raise DataError(f"Syx: expected {d} columns (the input dimension of Sxx), got shape {Syx.shape}")
         Syy = as_float("Syy", Syy, low=0.0)
-        return cls(Sxx=jnp.asarray((Sxx + Sxx.T) / 2), Syx=jnp.asarray(Syx), Syy=jnp.asarray(Syy))
+        for name, value in (("Sxx", Sxx), ("Syx", Syx), ("Syy", np.asarray(Syy))):
+            _fits(name, value, dtype)
+        return cls(Sxx=jnp.asarray((Sxx + Sxx.T) / 2, dtype), Syx=jnp.asarray(Syx, dtype),
+                   Syy=jnp.asarray(Syy, dtype))
 
     @property
     def d_in(self) -> int:
@@ -106,6 +126,29 @@ class Regression(eqx.Module):
     def cost_grad(self, A) -> jax.Array:
         """Gradient of :meth:`cost` with respect to the end-to-end matrix: ``2 (A Sxx - Syx)``."""
         return 2.0 * (A @ self.Sxx - self.Syx)
+
+
+def _dtype(dtype):
+    """A floating dtype (``None``: JAX's default float), or a ConfigError naming ``dtype``."""
+    if dtype is None:
+        return jnp.zeros(()).dtype
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise ConfigError(f"dtype: expected a floating dtype such as jnp.float32 or 'float64', got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ConfigError(f"dtype: expected a floating dtype such as jnp.float32 or 'float64', got {dt}")
+    if dt.itemsize > jnp.zeros(()).dtype.itemsize:
+        raise ConfigError(f"dtype: {dt} needs JAX's 64-bit mode (off here, DLNLAB_X64=0); expected float32 or less")
+    return dt
+
+
+def _fits(name: str, arr, dtype) -> None:
+    """Values representable in ``dtype`` (no overflow to inf when stored in float32 or float16)."""
+    big = np.abs(np.asarray(arr, dtype=np.float64)).max(initial=0.0)
+    if big > float(jnp.finfo(dtype).max):
+        raise DataError(f"{name}: entries up to {big:.3g} overflow {jnp.dtype(dtype).name} (largest "
+                        f"{float(jnp.finfo(dtype).max):.3g}); expected rescaled data or a wider dtype")
 
 
 def _need_columns(name: str, arr: np.ndarray) -> None:

@@ -10,11 +10,12 @@ Why the batch is explicit rather than a ``vmap`` of a one-run loop: under ``vmap
 stopping test differs between runs becomes a loop that selects every carried array on every step, and per-step
 divergence checks add a select per parameter and optimizer-state leaf. Here only the gradient step is vmapped;
 the loop structure (records, chunk lengths) is shared by the whole batch, and a chunk of steps runs without
-per-step bookkeeping: it only accumulates "every loss was below the blow-up level". When a run's chunk ends
-non-finite or blown up, the chunk is replayed from its saved start with the exact per-step checks, which finds the
-same divergence step and last finite parameters that checking every step would (the replay repeats the same
-computation). Runs that have stopped (converged or diverged) keep computing with the batch until the chunk ends,
-when their state is restored: wasted work, never visible in the results.
+per-step bookkeeping: it only accumulates "every loss was finite and below the blow-up level". When a run's chunk
+ends non-finite or blown up, the chunk is replayed from its saved start one step at a time (each step a chunk of
+length one, checked at its end: the exact per-step test), by the same compiled code, so the replay repeats the
+first pass bit for bit and finds the step and the last finite parameters that checking every step would. Runs
+that have stopped (converged or diverged) keep computing with the batch until the chunk ends and are then
+restored: wasted work, never visible in the results.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def make_descent(*, optimizer, stochastic: bool, batch_size, steps: int,
             loss, g = jax.value_and_grad(lambda q: objective.sample_value(q, k, batch_size=batch_size))(p)
         else:
             loss, g = objective.value_and_grad(p)
+        if optimizer is None:  # plain GD/SGD, written out: the same arithmetic as optax.sgd, fewer passes
+            return jax.tree.map(lambda w, d: w - lr * d, p, g), s, loss
         updates, s_new = opt_for(lr).update(g, s, p, value=loss)
         return optax.apply_updates(p, updates), s_new, loss
 
@@ -80,77 +83,63 @@ def make_descent(*, optimizer, stochastic: bool, batch_size, steps: int,
         blowup = divergence_threshold * jnp.maximum(1.0, jnp.abs(first["loss"]))
 
         def record(hist, row, active, p, step):
-            """Write the summaries of ``p`` into row ``row`` (one per run) of the runs marked ``active``."""
+            """Write the summaries of ``p`` into record ``row`` (a number, or one per run) of the ``active`` runs."""
             summ = dict(summary_all(objective, p), step=step)
-            cols = jnp.arange(n)
-            hist = jax.tree.map(lambda h, v: h.at[row, cols].set(_where(active, v, h[row, cols])), hist, summ)
+            at = row if jnp.ndim(row) == 0 else (row, jnp.arange(n))  # a scalar row is updated in place
+            hist = jax.tree.map(lambda h, v: h.at[at].set(_where(active, v, h[at])), hist, summ)
             return hist, summ
 
-        def fast_chunk(p, s, start, n_inner):
-            """``n_inner`` steps of every run, no per-step checks; ok: every loss stayed below blow-up."""
+        def chunk(p, s, start, n_inner):
+            """``n_inner`` steps of every run without per-step bookkeeping; ``ok``: every loss was finite and below
+            the blow-up level, and the final parameters are finite."""
             def body(i, c):
                 p, s, ok = c
                 p, s, loss = step_all(objective, p, s, keys, lrs, start + i)
-                return p, s, ok & (loss < blowup)  # False for NaN
+                return p, s, ok & jnp.isfinite(loss) & (loss < blowup)
 
             p, s, ok = jax.lax.fori_loop(0, n_inner, body, (p, s, jnp.ones((n,), bool)))
             return p, s, ok & _finite_per_run(p, n)
-
-        def checked_chunk(p, s, start, n_inner):
-            """The same steps with the exact per-step test: returns the last finite state and the bad step."""
-            def body(i, c):
-                p, s, alive, bad = c
-                p_new, s_new, loss = step_all(objective, p, s, keys, lrs, start + i)
-                finite = _finite_per_run(p_new, n) & (loss < blowup)
-                take = alive & finite
-                bad = jnp.where(alive & ~finite, start + i, bad)
-                return _where(take, p_new, p), _where(take, s_new, s), take, bad
-
-            init = (p, s, jnp.ones((n,), bool), jnp.full((n,), -1, jnp.int32))
-            return jax.lax.fori_loop(0, n_inner, body, init)
 
         def cond(c):
             return (c[0] <= n_rec) & jnp.any(c[4] == RUNNING)
 
         def body(c):
-            r, p, s, hist, status, bad_step, step, n_written = c
-            active = status == RUNNING
-            hist, summ = record(hist, r, active, p, step)
-            n_written = n_written + active.astype(n_written.dtype)
-            met = (summ["loss"] <= lthr) | (summ["grad_norm"] <= gthr)
-            status = jnp.where(active & met, CONVERGED, jnp.where(active & (r == n_rec), MAX_STEPS, status))
+            r, p, s, hist, status, bad_step, step, n_written, replay, pos = c
+
+            def take_record(args):
+                hist, status, n_written = args
+                active = status == RUNNING
+                hist, summ = record(hist, r, active, p, step)
+                met = (summ["loss"] <= lthr) | (summ["grad_norm"] <= gthr)
+                status = jnp.where(active & met, CONVERGED, jnp.where(active & (r == n_rec), MAX_STEPS, status))
+                return hist, status, n_written + active.astype(n_written.dtype)
+
+            # while a chunk is replayed its record is already taken
+            hist, status, n_written = jax.lax.cond(replay, lambda a: a, take_record, (hist, status, n_written))
             running = status == RUNNING
-            start = r * record_every  # every running run has taken exactly this many steps
-            n_inner = jnp.clip(steps - start, 0, record_every)
-
-            def advance(_):
-                p_end, s_end, ok = fast_chunk(p, s, start, n_inner)
-                clean = running & ok
-                blew = running & ~ok
-
-                def replay(_):
-                    p_ok, s_ok, alive, bad = checked_chunk(p, s, start, n_inner)
-                    return p_ok, s_ok, alive, bad
-
-                # runs whose chunk blew up are replayed with per-step checks (only when some run diverged)
-                p_ok, s_ok, alive, bad = jax.lax.cond(
-                    jnp.any(blew), replay, lambda _: (p, s, jnp.ones((n,), bool), bad_step), None)
-                # a replay that finds no bad step (it should not happen) keeps the replayed chunk as a clean one
-                died = blew & ~alive
-                clean = clean | (blew & alive)
-                p_end, s_end = _where(blew, p_ok, p_end), _where(blew, s_ok, s_end)
-                new_p = _where(clean | died, p_end, p)
-                new_s = _where(clean | died, s_end, s)
-                new_step = jnp.where(clean, start + n_inner, jnp.where(died, bad, step))
-                return new_p, new_s, jnp.where(died, DIVERGED, status), jnp.where(died, bad, bad_step), new_step
-
-            p, s, status, bad_step, step = jax.lax.cond(
-                jnp.any(running) & (n_inner > 0), advance, lambda _: (p, s, status, bad_step, step), None)
-            return r + 1, p, s, hist, status, bad_step, step, n_written
+            length = jnp.clip(steps - r * record_every, 0, record_every)  # of this chunk
+            start = r * record_every + pos  # every running run has taken exactly this many steps
+            # A replay runs the chunk again one step per iteration: a chunk of one step checked at its end is
+            # the exact per-step test, computed by the same code as the unchecked pass.
+            n_inner = jnp.where(replay, jnp.minimum(1, length - pos), length)
+            p_end, s_end, ok = chunk(p, s, start, n_inner)
+            again = ~replay & jnp.any(running & ~ok)  # some run blew up somewhere in this chunk: replay it
+            died = running & ~ok & replay
+            done = running & ok & ~again
+            p = _where(done, p_end, p)  # a run that died keeps its last finite state
+            s = _where(done, s_end, s)
+            step = jnp.where(done, start + n_inner, step)
+            status = jnp.where(died, DIVERGED, status)
+            bad_step = jnp.where(died, start, bad_step)
+            pos = jnp.where(replay, pos + n_inner, 0)
+            finished = ~again & (~replay | (pos >= length))
+            return (r + finished.astype(r.dtype), p, s, hist, status, bad_step, step, n_written,
+                    again | (replay & ~finished), jnp.where(finished, 0, pos))
 
         zero = jnp.zeros((n,), jnp.int32)
-        init = (jnp.zeros((), jnp.int32), params, opt_state, history, zero, zero - 1, zero, zero)
-        _, p, _, hist, status, bad_step, step, n_written = jax.lax.while_loop(cond, body, init)
+        i0 = jnp.zeros((), jnp.int32)
+        init = (i0, params, opt_state, history, zero, zero - 1, zero, zero, jnp.zeros((), bool), i0)
+        _, p, _, hist, status, bad_step, step, n_written, _, _ = jax.lax.while_loop(cond, body, init)
         # A run that diverged mid-chunk also records its last finite state (computed only if some run diverged).
         diverged = status == DIVERGED
         hist = jax.lax.cond(jnp.any(diverged), lambda h: record(h, n_written, diverged, p, step)[0],
