@@ -3,11 +3,13 @@
 At the end of a session the terminal summary prints how many generated inputs were rejected with a
 clear error (and how many were valid), per category; the numbers are also stored in pytest's cache
 under ``dlnlab/reliability``. When every property-based test of this folder ran and passed, fewer
-than ``MIN_BAD_INPUTS`` rejected inputs fails the session.
+than ``MIN_BAD_INPUTS`` rejected inputs fails the session. Under pytest-xdist (``-n 2``) every worker
+hands its counts to the controller, which prints and checks the totals.
 """
 
 from __future__ import annotations
 
+import pytest
 import reliability_helpers as rh
 
 _PROPERTY_TESTS: set[str] = set()
@@ -28,11 +30,30 @@ def pytest_runtest_logreport(report):
         _PASSED.add(report.nodeid)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: harmless without the plugin
+def pytest_testnodedown(node, error):
+    """pytest-xdist controller: add a finished worker's counts to this process's totals."""
+    data = getattr(node, "workeroutput", {}).get("dlnlab_reliability")
+    if data:
+        rh.REJECTED.update(data["rejected"])
+        rh.ACCEPTED.update(data["accepted"])
+        rh.OUTCOMES.update(data["outcomes"])
+        _PROPERTY_TESTS.update(data["property_tests"])
+        _PASSED.update(data["passed"])
+
+
 def _complete() -> bool:
     return bool(_PROPERTY_TESTS) and _PROPERTY_TESTS <= _PASSED
 
 
 def pytest_sessionfinish(session, exitstatus):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: hand the counts to the controller
+        workeroutput["dlnlab_reliability"] = {
+            "rejected": dict(rh.REJECTED), "accepted": dict(rh.ACCEPTED), "outcomes": dict(rh.OUTCOMES),
+            "property_tests": sorted(_PROPERTY_TESTS), "passed": sorted(_PASSED),
+        }
+        return
     total = sum(rh.REJECTED.values())
     cache = getattr(session.config, "cache", None)
     if cache is None:  # -p no:cacheprovider

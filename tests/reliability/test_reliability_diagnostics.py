@@ -51,14 +51,16 @@ _RUN = SimpleNamespace(times=np.arange(3.0), history={"loss": np.ones(3)}, param
 def param_sets(draw):
     """Valid chained params, or one defect: junk, a Run, a broken chain, NaN/inf, a bad dtype or ndim."""
     params = list(draw(chained()))
-    defect = draw(st.sampled_from([None, "junk", "run", "chain", "value", "dtype", "ndim", "empty", "element"]))
+    # about one valid set in four: the valid ones are the slow ones (an SVD compiled per new shape)
+    defects = ["junk", "run", "chain", "value", "dtype", "ndim", "empty", "element"]
+    defect = None if draw(st.integers(0, 3)) == 3 else draw(st.sampled_from(defects))
     i = draw(st.integers(0, len(params) - 1))
     if defect == "junk":
         return draw(JUNK)
     if defect == "run":
         return _RUN
-    if defect == "chain":
-        params.insert(i, np.ones((draw(st.integers(1, 3)), params[i].shape[1] + 1)))
+    if defect == "chain":  # a layer whose columns do not match the rows of the layer before
+        params.insert(i + 1, np.ones((draw(st.integers(1, 3)), params[i].shape[0] + 1)))
     elif defect == "value":
         W = params[i].copy()
         W.flat[draw(st.integers(0, W.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))

@@ -154,6 +154,8 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_a_run(reference, tmp_
         _check_complete(s, reference)
     FIGURES.update(kills=kills, completed_between_kills=completed, stores=len(stores),
                    runs_per_store=len(IDS), runs_lost=0)
+    rh.OUTCOMES["store: SIGKILLs survived (each resumed complete)"] += kills
+    rh.OUTCOMES["store: runs lost, duplicated or unreadable"] += 0  # asserted by _check_complete
     print(f"\nSIGKILL figures: {FIGURES}; runs committed at each kill: {progress}")
     assert any(0 < n < len(IDS) for n in progress)  # kills landed mid-sweep, not only at the ends
 
@@ -195,6 +197,7 @@ def test_two_sweeps_on_one_store_both_finish_and_compute_each_run_once(reference
                 msg = Path(f"{log}.err").read_text()
                 assert f"out: another sweep (pid {os.getpid()} on " in msg and "waiting until it finishes" in msg
     FIGURES["concurrent_outcomes"] = outcomes
+    rh.OUTCOMES["store: two sweeps at once, both finished, runs once"] += len(outcomes)
     print(f"\nexit codes of two sweeps started together on one store (0 = finished): {outcomes}")
 
 
