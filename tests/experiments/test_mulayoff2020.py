@@ -84,3 +84,42 @@ def test_relu_loss_and_sharpness_match_independent_computations():
     for a, b in zip(p1, manual, strict=True):
         assert np.asarray(a) == pytest.approx(np.asarray(b), abs=1e-12)
     assert losses[-1] < float(relu.loss(params, X, Y))
+
+
+def test_gl_minima_are_global_minima_and_balanced_without_gl(rng):
+    T = rng.normal(size=(2, 3))
+    S = np.diag([0.5, 1.5, 6.0])
+    prob = m.problem(T, S)
+    for widths, strength in [((3, 4, 3, 2), 0.0), ((3, 4, 3, 2), 0.6), ((3, 3, 5, 3, 2), 1.0)]:
+        Ws = m._gl_minimum(rng, T, widths, strength)
+        assert [W.shape for W in Ws] == [(widths[i + 1], widths[i]) for i in range(len(widths) - 1)]
+        A = np.linalg.multi_dot(Ws[::-1])
+        np.testing.assert_allclose(A, T, atol=1e-10)
+        assert float(prob.cost(jnp.asarray(A))) == pytest.approx(0.0, abs=1e-10)
+        gaps = [np.linalg.norm(Ws[i + 1].T @ Ws[i + 1] - Ws[i] @ Ws[i].T) for i in range(len(Ws) - 1)]
+        assert (max(gaps) < 1e-10) == (strength == 0.0)  # balanced exactly when no GL map was applied
+
+
+def test_chain_hessian_and_gd_path_match_the_objective(rng):
+    """The written-out scalar-chain Hessian equals dl.curvature's dense Hessian of dl.Objective, and the NumPy
+    GD path follows dl.Objective's gradient."""
+    obj = dl.Objective(dl.Regression.from_moments([[1.0]], [[2.0]], 4.0))
+    w = rng.uniform(0.3, 2.0, size=(4, 3))
+    H = m._chain_hessian(w)
+    for row, Hr in zip(w, H, strict=True):
+        params = tuple(np.full((1, 1), x) for x in row)
+        np.testing.assert_allclose(Hr, dl.curvature.hessian(obj, params), rtol=1e-12, atol=1e-12)
+    w0, eta = np.array([0.1, 1.8, 1.8]), 0.03
+    lam = m._chain_gd_sharpness(w0, [eta], 2)
+    params = tuple(np.full((1, 1), x) for x in w0)
+    for k in range(3):
+        assert lam[k, 0] == pytest.approx(np.linalg.eigvalsh(dl.curvature.hessian(obj, params))[-1], rel=1e-12)
+        params = tuple(W - eta * g for W, g in zip(params, obj.grad(params), strict=True))
+
+
+def test_digit_images_are_sklearns():
+    from sklearn.datasets import load_digits
+
+    images = relu._digit_images()
+    assert images.shape == (1797, 64)
+    np.testing.assert_array_equal(images, load_digits().data)

@@ -25,7 +25,6 @@ Claims (ids in ``claims.json``):
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .. import curvature
@@ -157,17 +156,18 @@ def closed_form(ctx: Context) -> None:
 # Every linear-ResNet run of claims 2-4 (4x4 layers) is grouped by depth: one compiled, batched GD call per depth
 # serves all three claims (compiling the training loop is most of the quick mode's cost, the runs themselves take
 # a fraction of a second). The runs share one step cap and record interval; each stops on its own when its
-# gradient norm falls below 1e-12.
+# gradient norm falls below 1e-12. Quick mode runs every claim at depth 4, so it compiles one loop for all three.
 _RESNET_STEPS = 60_000
 _RESNET_RECORD = 1000
-_SCALE_DEPTH = 4  # claim 3
-_NW_DEPTH = 3  # claim 4
+_SCALE_DEPTH = 4  # claim 3, both modes
 
 
 def _zero_init_depths(quick: bool) -> tuple[int, ...]:
-    # quick mode: the depths of claims 3 and 4, whose runs then share these compiled loops (one compile per depth
-    # is the quick mode's main cost)
-    return (3, 4) if quick else (2, 3, 5, 8)
+    return (_SCALE_DEPTH,) if quick else (2, 3, 5, 8)
+
+
+def _nw_depth(quick: bool) -> int:
+    return _SCALE_DEPTH if quick else 3
 
 
 def _whitened_problems(seed) -> dict:
@@ -204,14 +204,16 @@ def _resnet_specs(ctx: Context, N: int) -> list[dict]:
         lam_star = flat.flattest_sharpness(prob, N)
         scales, seeds = _scale_grid(ctx.quick)
         obj = Objective(prob, net=net)
+        # net.init(key, "gaussian", scale=s) is I + s G with G drawn from the key alone: draw G once per seed
+        G = [[np.asarray(W) - np.eye(4) for W in net.init(jax.random.key(1000 * ctx.seed + k), scheme="gaussian",
+                                                           scale=1.0)] for k in range(seeds)]
         for s in scales:
             for k in range(seeds):
-                key = jax.random.key(1000 * ctx.seed + k)
-                init = zero if s == 0 else net.init(key, scheme="gaussian", scale=float(s))
+                init = zero if s == 0 else tuple(np.eye(4) + s * g for g in G[k])
                 # a small step (2/eta = 20 lambda*) so that GD stability does not cap the sharpness
                 specs.append({"claim": "init_scale", "scale": s, "seed": k, "prob": prob, "obj": obj, "init": init,
                               "lr": 0.1 / lam_star, "lam_star": lam_star})
-    if N == _NW_DEPTH:
+    if N == _nw_depth(ctx.quick):
         for name, T, S in _anisotropic_cases(ctx.seed, ctx.quick):
             prob = problem(T, S)
             lam_bal = flat.balanced_sharpness(prob, N)
@@ -322,7 +324,7 @@ def init_scale(ctx: Context) -> None:
 
 def non_whitened(ctx: Context) -> None:
     """Boundary of the theorem: anisotropic inputs."""
-    N = _NW_DEPTH
+    N = _nw_depth(ctx.quick)
     rows = []
     for sp, run in _resnet_runs(ctx, "non_whitened", N):
         prob = sp["prob"]
@@ -339,7 +341,7 @@ def non_whitened(ctx: Context) -> None:
     ratio = max(r["ratio"] for r in rows)
     to_bal = max(abs(r["lambda"] / r["lambda_balanced"] - 1) for r in rows)
     ctx.claim("non_whitened_boundary",
-              "Without whitening (Sxx eigenvalues 1,2,5,10) the zero-init ResNet (depth 3) does NOT reach the "
+              f"Without whitening (Sxx eigenvalues 1,2,5,10) the zero-init ResNet (depth {N}) does NOT reach the "
               "flattest minimum, so the theorem (whitened inputs) does not apply: measured lambda/lambda* "
               f"= {ratio:.4f}; the limit is the balanced minimum (|lambda/lambda_bal - 1| = {to_bal:.1e})",
               expected="lambda/lambda* > 1, lambda = lambda_bal", measured=ratio, tolerance=1e-3,
@@ -365,11 +367,30 @@ def _stays_converged(runs, lrs, t, *, steps=3000, tol=1e-8):
 _CHAIN_T = 2.0  # scalar chain of claim 5: loss (w_3 w_2 w_1 - t)^2 with sigma_xx = 1
 
 
-def _chain_sharpness(params):
-    """Recorded along the claim-5 runs: top eigenvalue of the 3x3 Hessian of (w_3 w_2 w_1 - t)^2, written out
-    here rather than taken from the objective. A module-level function, so the compiled runner is reused."""
-    w = jnp.stack([W[0, 0] for W in params])
-    return {"sharpness": jnp.linalg.eigvalsh(jax.hessian(lambda x: (jnp.prod(x) - _CHAIN_T) ** 2)(w))[-1]}
+def _chain_hessian(w, t=_CHAIN_T):
+    """Hessians of (w_1 w_2 w_3 - t)^2 (sigma_xx = 1) at the rows of ``w`` (shape (B, 3)), written out:
+    ``H = 2 g g^T + 2 (P - t) M`` with ``g_i = P / w_i`` and ``M_ij = w_k`` (k the third index, i != j)."""
+    w = np.asarray(w, float)
+    P = np.prod(w, axis=1)
+    g = np.stack([w[:, 1] * w[:, 2], w[:, 0] * w[:, 2], w[:, 0] * w[:, 1]], axis=1)
+    M = np.zeros(w.shape[:1] + (3, 3))
+    for i, j, k in ((0, 1, 2), (0, 2, 1), (1, 2, 0)):
+        M[:, i, j] = M[:, j, i] = w[:, k]
+    return 2 * g[:, :, None] * g[:, None, :] + 2 * (P - t)[:, None, None] * M
+
+
+def _chain_gd_sharpness(w0, etas, steps):
+    """Sharpness along GD on the scalar chain (vectorised NumPy, one row per step size), for the figure: the
+    runs last tens of steps, and recording every step inside dl.train would cost a compiled runner of its own."""
+    etas = np.asarray(etas, float)[:, None]
+    w = np.tile(np.asarray(w0, float), (etas.shape[0], 1))
+    lam = np.empty((steps + 1, etas.shape[0]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps + 1):
+            lam[k] = np.linalg.eigvalsh(_chain_hessian(w))[:, -1] if np.all(np.isfinite(w)) else np.nan
+            P = np.prod(w, axis=1, keepdims=True)
+            w = w - etas * 2 * (P - _CHAIN_T) * P / w
+    return lam
 
 
 def gd_stability(ctx: Context) -> None:
@@ -387,16 +408,13 @@ def gd_stability(ctx: Context) -> None:
     start = []
     for _ in grid:
         d = 1e-3 * rng.normal(size=N)
-        start.append(tuple(jnp.full((1, 1), 1.002 * w_flat * np.exp(x)) for x in d - d.mean()))
+        start.append(tuple(np.full((1, 1), 1.002 * w_flat * np.exp(x)) for x in d - d.mean()))
     # (b) random starts just below and above the threshold
-    rand = [tuple(jnp.full((1, 1), w) for w in rng.uniform(0.5, 2.0, size=N)) for _ in range(n)]
-    # (c) sharpness along GD for the figure: a small, unbalanced start at 2/eta = 4, 2 and 1.3 times lambda*
-    etas = 2 / ((2 / eta_c) * np.array([4.0, 2.0, 1.3]))
-    small = tuple(jnp.full((1, 1), w) for w in (0.2, 0.5, 1.5))
-    # one batched call for (a), (b) and (c): one compiled runner
-    lrs = np.concatenate([grid, np.full(n, 0.99 * eta_c), np.full(n, 1.01 * eta_c), etas])
-    runs = train_batched(obj, start + rand + rand + [small] * len(etas), method="gd", lr=lrs, steps=20_000,
-                         loss_threshold=1e-24, record_every=20, summaries=_chain_sharpness)
+    rand = [tuple(np.full((1, 1), w) for w in rng.uniform(0.5, 2.0, size=N)) for _ in range(n)]
+    # one batched call for (a) and (b): one compiled runner
+    lrs = np.concatenate([grid, np.full(n, 0.99 * eta_c), np.full(n, 1.01 * eta_c)])
+    runs = train_batched(obj, start + rand + rand, method="gd", lr=lrs, steps=20_000, loss_threshold=1e-24,
+                         record_every=1000)
     conv = _stays_converged(runs[:n], grid, _CHAIN_T)
     below, above = grid[conv], grid[~conv]
     measured = 0.5 * (below.max() + above.min()) if below.size and above.size else np.nan
@@ -425,7 +443,11 @@ def gd_stability(ctx: Context) -> None:
               expected="<= 1 and 0 converged above", measured=worst, tolerance=1e-9,
               passed=bool(out[0.99]) and worst <= 1 + 1e-9 and not out[1.01])
     _STATE["stability"] = (grid / eta_c, conv)
-    _STATE["trajectories"] = [(e, r.times, r.history["sharpness"]) for e, r in zip(etas, runs[3 * n:], strict=True)]
+    # (c) for the figure: from an unbalanced start whose small-step limit is sharp (about 1.9 lambda*), GD at
+    # 2/eta = 4, 2 and 1.3 times lambda* ends at flatter minima as the step grows
+    etas = eta_c / np.array([4.0, 2.0, 1.3])
+    lam = _chain_gd_sharpness((0.1, 1.8, 1.8), etas, 60)
+    _STATE["trajectories"] = [(e, np.arange(lam.shape[0]), lam[:, j]) for j, e in enumerate(etas)]
     _STATE["lam2"] = 2 / eta_c
 
 
@@ -501,7 +523,7 @@ def figures(ctx: Context) -> None:
             axes[0].axhline(2 / eta, color=f"C{j}", ls="--", lw=0.8)
         if "lam2" in _STATE:
             axes[0].axhline(_STATE["lam2"], color="k", ls=":", label="lambda* (flattest)")
-        axes[0].set(xlabel="GD step", ylabel="sharpness", yscale="log", title="scalar chain N=3, t=2")
+        axes[0].set(xlabel="GD step", ylabel="sharpness", yscale="log", title="scalar chain N=3, t=2 (NumPy GD)")
         axes[0].legend(frameon=False, fontsize=7)
         for j, row in enumerate(_STATE.get("relu", {}).get("traj", [])):
             axes[1].plot(row["steps"], row["sharpness"], "-o", ms=3, color=f"C{j}", label=f"eta={row['lr']}")
