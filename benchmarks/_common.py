@@ -14,7 +14,6 @@ import time
 from contextlib import contextmanager
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import dlnlab as dl
@@ -114,11 +113,6 @@ def regression_data(n: int, d_in: int, d_out: int, *, seed: int = 0, noise: floa
     teacher = rng.normal(size=(d_out, d_in)) / np.sqrt(d_in)
     Y = X @ teacher.T + noise * rng.normal(size=(n, d_out))
     return X, Y
-
-
-def cast(tree, dtype):
-    """A problem, objective or params with every floating array cast to ``dtype`` (float32 moments)."""
-    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
 def rate(work: float, seconds: float) -> float:

@@ -24,7 +24,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import Timer, best_of, cast, regression_data
+from _common import Timer, best_of, regression_data
 
 import dlnlab as dl
 
@@ -78,7 +78,7 @@ def width_scaling(c):
     for w in c["widths"]:
         X, Y = regression_data(4 * w, w, w, seed=3)
         full = dl.Regression.from_data(X, Y)
-        obj = dl.Objective(cast(dl.Regression.from_moments(full.Sxx, full.Syx, full.Syy), F32))
+        obj = dl.Objective(dl.Regression.from_moments(full.Sxx, full.Syx, full.Syy, dtype=F32))
         params = dl.Net((w,) * 5).init(jax.random.key(0), scheme="fan_in", scale=1.0, dtype=F32)
         S = int(np.clip(round(c["flop_budget"] / (20 * w**3)), 2, 2000))
         per_step = _kernel_step_time(obj, params, S)

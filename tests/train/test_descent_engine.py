@@ -108,3 +108,10 @@ def test_from_moments_dtype_and_its_errors():
         dl.Regression.from_moments(1e39 * np.eye(2), np.ones((1, 2)), 2.0, dtype=jnp.float32)
     with pytest.raises(DataError, match="overflow float32"):
         dl.Regression.from_data(np.full((3, 2), 1e20), np.ones((3, 1)), dtype=jnp.float32)
+
+
+def test_batched_params_with_nan_name_the_run_and_layer():
+    good = (np.ones((2, 1)), np.ones((1, 2)))
+    bad = (np.ones((2, 1)), np.array([[1.0, np.nan]]))
+    with pytest.raises(DataError, match=r"params_list\[2\]\[1\]: contains NaN"):
+        dl.train_batched(SCALAR, [good, good, bad, good], lr=0.1, steps=3)
