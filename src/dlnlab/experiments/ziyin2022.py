@@ -33,9 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
 
-from ..nets import Net, end_to_end
+from ..nets import end_to_end
 from ..objective import Objective
 from ..problems import Dropout, MultiplicativeNoise, Regression
 from ..theory import exact
@@ -79,12 +78,25 @@ def _size(ctx, quick, full):
 
 
 def _op(params) -> float:
-    return float(sum(float(jnp.sum(W * W)) for W in params))
+    return float(sum(np.sum(np.asarray(W) ** 2) for W in params))
 
 
-def _perturbed(params, key, scale, noise):
-    keys = jax.random.split(key, len(params))
-    return tuple(scale * W + noise * jax.random.normal(k, W.shape) for W, k in zip(params, keys))
+def _product(params) -> np.ndarray:
+    """The end-to-end matrix ``W_L ... W_1`` with NumPy (no per-shape compilation)."""
+    A = np.asarray(params[0])
+    for W in params[1:]:
+        A = np.asarray(W) @ A
+    return A
+
+
+def _perturbed(params, rng, scale, noise):
+    return tuple(scale * np.asarray(W) + noise * rng.normal(size=np.shape(W)) for W in params)
+
+
+def _fan_in(widths, rng, gain) -> tuple:
+    """``fan_in`` Gaussian init, entries ``N(0, gain^2 / d_(k-1))``, drawn with NumPy (no per-shape
+    compilation of JAX's sampler)."""
+    return tuple(gain * rng.normal(size=(m, n)) / math.sqrt(n) for n, m in zip(widths[:-1], widths[1:]))
 
 
 # -- one batched GD call per depth: phase diagram, bad minimum, initialisation study -------------
@@ -93,25 +105,23 @@ def _gd_depth(ctx: Context, L: int) -> dict:
     if key in _CACHE:
         return _CACHE[key]
     prob, widths = problem(), _widths(L)
-    net = Net(widths)
     crit = exact.critical_weight_decay(prob, widths)
     fr = _size(
         ctx,
         (0.1, 0.3, 0.55, 0.8, 0.97, 1.03, 1.3),
         (0.05, 0.1, 0.2, 0.3, 0.4, 0.55, 0.7, 0.8, 0.9, 0.97, 1.03, 1.1, 1.3, 1.6),
     )
-    base = jax.random.key(ctx.seed + 100 * L)
     specs, objs, inits = [], [], []
     for i, f in enumerate(fr):
         g = f * crit.critical
         sol = exact.solve(prob, widths, g)
         mins = [p for p in sol.stationary_points if p.kind == "minimum" and p.t > 0]
-        k1, k2 = jax.random.split(jax.random.fold_in(base, i))
-        small = net.init(k1, scheme="fan_in", scale=0.1)
+        rng = np.random.default_rng([ctx.seed, L, i])
+        small = _fan_in(widths, rng, 0.1)
         if mins:  # outside the barrier: a shrunken, perturbed copy of the largest nonzero minimum
-            near = _perturbed(sol.params(mins[-1]), k2, 0.6, 0.02)
+            near = _perturbed(sol.params(mins[-1]), rng, 0.6, 0.02)
         else:
-            near = net.init(k2, scheme="fan_in", scale=1.0)
+            near = _fan_in(widths, rng, 1.0)
         for tag, p in (("small", small), ("near", near)):
             specs.append(dict(kind=tag, frac=f, gamma=g, sol=sol))
             objs.append(Objective(prob, weight_decay=g))
@@ -123,14 +133,14 @@ def _gd_depth(ctx: Context, L: int) -> dict:
         sol = exact.solve(prob, widths, g)
         for gain in gains:
             for s in range(seeds):
-                kk = jax.random.fold_in(base, 10_000 + 100 * s + int(1000 * gain))
+                rng = np.random.default_rng([ctx.seed, L, 10_000 + 100 * s + int(1000 * gain)])
                 specs.append(dict(kind="init", frac=f, gamma=g, gain=gain, sol=sol))
                 objs.append(Objective(prob, weight_decay=g))
-                inits.append(net.init(kk, scheme="fan_in", scale=gain))
+                inits.append(_fan_in(widths, rng, gain))
     steps = _size(ctx, 8000, 20000)
     runs = train_batched(objs, inits, method="gd", lr=LR, steps=steps, record_every=steps // 4)
     for spec, run in zip(specs, runs):
-        v = np.asarray(end_to_end(run.params))
+        v = _product(run.params)
         spec.update(
             loss=run.final_loss,
             op=_op(run.params),
@@ -258,7 +268,7 @@ def _sweep(ctx: Context, L: int) -> dict:
     per = _size(ctx, 1500, 3000)
     opt = optax.chain(scheduled_decay(levels, per), optax.sgd(LR))
     start = exact.solve(prob, widths, levels[0])
-    p0 = _perturbed(start.params(), jax.random.key(ctx.seed + 7), 1.0, 1e-3)
+    p0 = _perturbed(start.params(), np.random.default_rng(ctx.seed + 7), 1.0, 1e-3)
     run = train(
         Objective(prob), p0, method="gd", optimizer=opt, steps=per * len(levels), record_every=per
     )
@@ -402,7 +412,7 @@ def step_loss_slices(ctx: Context) -> None:
         P = sol.params()
         h = 1e-3
         fn = jax.jit(jax.vmap(lambda x, P=P, obj=obj: obj.value(tuple(x * W for W in P))))
-        vals = np.asarray(fn(jnp.concatenate([jnp.asarray(s), jnp.array([h, 0.0, -h])])))
+        vals = np.asarray(fn(np.concatenate([s, [h, 0.0, -h]])))
         curv[L - 1] = float(vals[-3] - 2 * vals[-2] + vals[-1]) / h**2
         ax.plot(s, vals[:-3], label=f"D = {L - 1}")
     ax.axvline(0, color="gray", lw=0.8)
@@ -439,12 +449,12 @@ def _lbfgs_best(widths, noise, prob, wd, rng, restarts, x_starts=()):
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
-    x0, unravel = ravel_pytree(Net(widths).init(jax.random.key(0), scheme="zero"))
+    n_params = sum(m * n for n, m in zip(widths[:-1], widths[1:]))
     fn = _vg(widths, noise)
     args = (prob.Sxx, prob.Syx, prob.Syy, jnp.asarray(wd, dtype=float))
     fun = lambda x: tuple(np.asarray(a, dtype=float) for a in fn(jnp.asarray(x), *args))
     starts = list(x_starts) + [
-        rng.normal(size=x0.size) * sc for sc in np.resize([0.3, 1.0, 2.0], restarts)
+        rng.normal(size=n_params) * sc for sc in np.resize([0.3, 1.0, 2.0], restarts)
     ]
     vals = []
     with threadpool_limits(1, user_api="blas"):  # threaded BLAS slows tiny L-BFGS updates 20x
@@ -463,7 +473,11 @@ def _lbfgs_best(widths, noise, prob, wd, rng, restarts, x_starts=()):
 def _vg(widths, noise):
     key = ("vg", widths, noise)
     if key not in _CACHE:
-        _, unravel = ravel_pytree(Net(widths).init(jax.random.key(0), scheme="zero"))
+        shapes = [(m, n) for n, m in zip(widths[:-1], widths[1:])]
+        ends = np.cumsum([m * n for m, n in shapes])
+
+        def unravel(z):  # the flat vector, layer by layer in row-major order, back to (W_1, ..., W_L)
+            return tuple(z[e - m * n : e].reshape(m, n) for (m, n), e in zip(shapes, ends))
 
         @jax.jit
         def vg(x, Sxx, Syx, Syy, wd):
@@ -522,7 +536,7 @@ def step_brute_force(ctx: Context) -> None:
     widths = (2, 3, 2, 1)
     sol = exact.solve(prob, widths, 0.2)
     pts = [p for p in sol.stationary_points if p.t > 0]
-    x_big = np.asarray(ravel_pytree(sol.params(pts[-1]))[0])
+    x_big = np.concatenate([np.ravel(W) for W in sol.params(pts[-1])])
     vals = _lbfgs_best(
         widths,
         None,
@@ -574,11 +588,7 @@ def step_dropout(ctx: Context) -> None:
     sol = exact.solve(prob, widths, g, noise)
     # SGD with sampled masks, from a random (gain 1) init, several seeds; average the mean map
     n_runs, steps = _size(ctx, 4, 16), _size(ctx, 6000, 40000)
-    net = Net(widths)
-    inits = [
-        net.init(jax.random.key(ctx.seed + 50 + i), scheme="fan_in", scale=1.0)
-        for i in range(n_runs)
-    ]
+    inits = [_fan_in(widths, np.random.default_rng(ctx.seed + 50 + i), 1.0) for i in range(n_runs)]
     runs = train_batched(
         Objective(prob, weight_decay=g, noise=noise),
         inits,
