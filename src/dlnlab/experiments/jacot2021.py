@@ -38,7 +38,7 @@ from ..nets import Net
 from ..objective import Objective
 from ..problems import MatrixCompletion, Regression
 from ..theory import saddles as sd
-from ..train import train_batched
+from ..train import train
 from ._base import Context, Experiment, register
 
 __all__ = ["EXPERIMENT", "regression_problem", "completion_problem"]
@@ -85,18 +85,25 @@ def _direction(widths, seed):
     return Net(widths).init(seed, scheme="gaussian", scale=1.0)
 
 
-def _flow(obj, inits, t1, n_save, **kw):
-    save_at = np.concatenate([[0.0], np.geomspace(t1 * 1e-5, t1, n_save)])
-    # Tiny inits need relative error control only: the default absolute tolerance would swamp them.
-    runs = train_batched(obj, inits, method="flow", t1=t1, save_at=save_at, rtol=1e-8, atol=1e-30,
-                         max_steps=200_000, **kw)
-    thr = kw.get("loss_threshold")
-    for r in runs:
-        # A run that stopped on its loss threshold may report "solver_failed" when the event's root finder
-        # gives up (diffrax code 7); it did reach the threshold, anything else is a real failure.
-        at_threshold = thr is not None and r.final_loss <= thr + 1e-9 * abs(thr)
-        if r.status == "diverged" or (r.status == "solver_failed" and not at_threshold):
+def _flow(obj, inits, t1, n_save, decades=5.0, **kw):
+    """One gradient-flow run per init, run ``i`` to ``t1[i]`` (or a shared ``t1``), records at ``t = 0`` and
+    at ``n_save`` log-spaced times over the last ``decades[i]`` (or a shared number) decades before it.
+
+    Runs go one at a time through ``dl.train``: the final time and record times are traced, so every run of
+    one net shape reuses one compiled runner, and an unbatched runner compiles in about 2/3 of the time of a
+    vmapped one (runs here are short, so batching saves little run time). It also keeps the layer SVDs of
+    ``plateau_summaries`` unbatched: jaxlib's batched CPU SVD can deadlock its thread pool inside a solver loop
+    on wide layers (seen at width 256 on 2 cores)."""
+    t1 = np.broadcast_to(np.asarray(t1, dtype=float), (len(inits),))
+    decades = np.broadcast_to(np.asarray(decades, dtype=float), (len(inits),))
+    runs = []
+    for p, T, dec in zip(inits, t1, decades, strict=True):
+        save_at = np.concatenate([[0.0], np.geomspace(T * 10.0**-dec, T, n_save)])
+        # Tiny inits need relative error control only: the default absolute tolerance would swamp them.
+        r = train(obj, p, method="flow", t1=T, save_at=save_at, rtol=1e-8, atol=1e-30, max_steps=200_000, **kw)
+        if r.status in ("diverged", "solver_failed"):
             raise NumericalError(f"jacot2021: a gradient-flow run ended with status {r.status!r}: {r.message}")
+        runs.append(r)
     return runs
 
 
@@ -114,10 +121,10 @@ def _sizes(ctx):
     if ctx.quick:
         return dict(sig3=np.geomspace(1e-3, 3e-2, 4), sig2=np.geomspace(1e-12, 1e-3, 5),
                     sig4=np.geomspace(5e-3, 4e-2, 4), widths=(16, 64, 256, 1024),
-                    gammas=(0.5, 0.75, 1.5, 2.0), seeds=2, n_save=300, dist_widths=(16, 64, 256, 1024))
+                    gammas=(0.5, 0.75, 1.5, 2.0), seeds=2, n_save=300, n_save_d2=40, dist_widths=(16, 64, 256, 1024))
     return dict(sig3=np.geomspace(3e-4, 3e-2, 7), sig2=np.geomspace(1e-14, 1e-3, 7),
                 sig4=np.geomspace(2e-3, 4e-2, 6), widths=(16, 64, 256, 1024),
-                gammas=(0.5, 0.75, 1.25, 1.5, 2.0, 2.5), seeds=3, n_save=600,
+                gammas=(0.5, 0.75, 1.25, 1.5, 2.0, 2.5), seeds=3, n_save=600, n_save_d2=80,
                 dist_widths=(16, 64, 256, 1024, 4096))
 
 
@@ -133,9 +140,9 @@ def step_staircase(ctx: Context) -> None:
     widths = (prob.d_in,) + (w,) * (L - 1) + (prob.d_out,)
     base = _direction(widths, ctx.seed)
     sigmas = size["sig3"]
-    t_pred = sd.predicted_escape_times(prob, depth=L, sigma=sigmas.min(), width=w, saddles=seq)
+    horizons = [4.0 * sd.predicted_escape_times(prob, depth=L, sigma=s, width=w, saddles=seq)[-1] for s in sigmas]
     runs = _flow(Objective(prob), [tuple(sigma * W for W in base) for sigma in sigmas],
-                 4.0 * t_pred[-1], 3 * size["n_save"], summaries=plateau_summaries,
+                 horizons, 3 * size["n_save"], summaries=plateau_summaries,
                  # Stop at convergence: past it an explicit solver crawls at its stability limit.
                  loss_threshold=seq[-1].loss + 1e-10 * seq[0].loss)
     levels = np.array([np.linalg.norm(seq[k].end_to_end - seq[k - 1].end_to_end, 2) / 2
@@ -248,10 +255,10 @@ def step_escape_depth4(ctx: Context) -> None:
     level = np.linalg.norm(seq[1].end_to_end, 2) / 2
     w, L, sig = 10, 4, size["sig4"]
     base = _direction((prob.d_in,) + (w,) * (L - 1) + (prob.d_out,), ctx.seed + L)
-    t_pred = sd.predicted_escape_times(prob, depth=L, sigma=sig.min(), width=w, saddles=seq)[0]
+    horizons = [3.0 * sd.predicted_escape_times(prob, depth=L, sigma=s, width=w, saddles=seq)[0] for s in sig]
     # Only the first escape is needed: stop each run just past it.
     stop = seq[1].loss + 0.01 * (seq[0].loss - seq[1].loss)
-    runs = _flow(Objective(prob), [tuple(s * W for W in base) for s in sig], 3.0 * t_pred, size["n_save"],
+    runs = _flow(Objective(prob), [tuple(s * W for W in base) for s in sig], horizons, size["n_save"],
                  loss_threshold=stop)
     t1s = np.array([_escape_time(r, level) for r in runs])
     slope = _fit(np.log(1 / sig), np.log(t1s))
@@ -332,24 +339,23 @@ def step_depth2(ctx: Context) -> None:
     big = max(widths_list)
     sig2 = size["sig2"]
     esc_cells = [(10, s, 0) for s in sig2]
-    cells = [(w, w ** (-g / 2), d) for w in widths_list if w < big for g in gammas for d in range(seeds)]
-    wide = [(big, big ** (-g / 2), d) for g in gammas for d in range(seeds)]
+    cells = [(w, w ** (-g / 2), d) for w in widths_list for g in gammas for d in range(seeds)]
 
-    def horizon(group, k):
-        return 3.0 * max(sd.predicted_escape_times(prob, depth=2, sigma=s, width=w, saddles=seq)[k]
-                         for w, s, _ in group)
+    def horizon(w, s, k):
+        return 3.0 * sd.predicted_escape_times(prob, depth=2, sigma=s, width=w, saddles=seq)[k]
 
-    # Two compiled calls: the escape-law runs (w = 10, dense records) with the narrow phase-diagram cells,
-    # all embedded in the next width below 1024, then w = 1024 alone (the balance summary recorded by
-    # dl.train forms w x w matrices, so its records are kept sparse). Runs stop once converged.
+    # One compiled runner for every depth-2 run: all are embedded in width 1024 (the balance summary recorded
+    # by dl.train forms w x w matrices, so records are kept few). An escape-law run goes to three times its
+    # predicted first escape, with records over the last two decades (nothing moves before); the
+    # phase-diagram runs share one horizon (lazy inits have no predicted plateau to scale it by), records
+    # over five decades, and stop once converged.
     done = seq[-1].loss + 1e-10 * seq[0].loss
-    mid = max(w for w in widths_list if w < big)
-    inits, runs = _embedded(prob, esc_cells + cells, mid, 2 * size["n_save"] // 3,
-                            max(horizon(esc_cells, 0), horizon(cells, -1)), ctx.seed,
-                            summaries=plateau_summaries, loss_threshold=done)
-    esc, inits, runs = runs[: len(esc_cells)], inits[len(esc_cells):], runs[len(esc_cells):]
-    inits_w, runs_w = _embedded(prob, wide, big, size["n_save"] // 5, horizon(wide, -1), ctx.seed,
-                                loss_threshold=done)
+    t_cells = max(horizon(w, s, -1) for w, s, _ in cells)
+    all_inits, all_runs = _embedded(prob, esc_cells + cells, big, size["n_save_d2"],
+                                    [horizon(w, s, 0) for w, s, _ in esc_cells] + [t_cells] * len(cells),
+                                    ctx.seed, decades=[1.5] * len(esc_cells) + [2.0] * len(cells),
+                                    summaries=plateau_summaries, loss_threshold=done)
+    esc, inits, runs = all_runs[: len(esc_cells)], all_inits[len(esc_cells):], all_runs[len(esc_cells):]
     # Claim 2, depth 2.
     t1s = np.array([_escape_time(r, level) for r in esc])
     x = np.log(1 / sig2)
@@ -362,8 +368,7 @@ def step_depth2(ctx: Context) -> None:
     _claim_first_escape(ctx, _first_escape(esc[int(np.argmin(sig2))], seq, 2), 2)
     # Claim 3: lazy vs rich.
     rec = {}
-    all_cells, all_runs, all_inits = cells + wide, runs + runs_w, inits + inits_w
-    for (w, sigma, _), p0, r in zip(all_cells, all_inits, all_runs, strict=True):
+    for (w, sigma, _), p0, r in zip(cells, inits, runs, strict=True):
         g = round(-2 * np.log(sigma) / np.log(w), 6)
         move = np.sqrt(sum(np.sum((np.asarray(a) - b) ** 2) for a, b in zip(r.params, p0, strict=True)))
         size0 = np.sqrt(sum(np.sum(b**2) for b in p0))
