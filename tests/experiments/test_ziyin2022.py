@@ -102,13 +102,3 @@ def test_loss_slices_step(tmp_path, monkeypatch):
     monkeypatch.setattr(z, "Objective", halved)
     assert not _run(z.step_loss_slices, tmp_path)["slices_curvature_at_zero"].passed
 
-
-def test_fan_in_init_and_perturbation_have_the_stated_scale():
-    """The NumPy fan-in init has entry variance gain^2 / fan_in; the perturbation adds noise^2."""
-    rng = np.random.default_rng(0)
-    params = z._fan_in((400, 300, 1), rng, 0.5)
-    assert [W.shape for W in params] == [(300, 400), (1, 300)]
-    assert np.var(params[0]) == pytest.approx(0.25 / 400, rel=0.02)
-    assert np.var(params[1]) == pytest.approx(0.25 / 300, rel=0.2)
-    pert = z._perturbed(params, rng, 0.6, 0.01)
-    assert np.var(pert[0] - 0.6 * params[0]) == pytest.approx(1e-4, rel=0.02)
