@@ -27,6 +27,12 @@ def test_datasets_are_separable_and_normalised():
     assert mm.certificate.ok and mm.spans_input
     Xd, yd = ex.digits_pair(0, 1)
     assert Xd.shape == (360, 64) and np.isclose(np.linalg.norm(Xd, axis=1).max(), 1.0)
+    from sklearn.datasets import load_digits  # the data file read directly is scikit-learn's data
+
+    dg = load_digits()
+    pick = (dg.target == 0) | (dg.target == 1)
+    np.testing.assert_allclose(Xd * np.linalg.norm(dg.data[pick], axis=1).max(), dg.data[pick], rtol=1e-14)
+    np.testing.assert_array_equal(yd, np.where(dg.target[pick] == 0, 1.0, -1.0))
     assert mg.max_margin(Xd, yd).certificate.ok
 
 
