@@ -45,6 +45,20 @@ def test_weight_decay_is_per_layer_without_half(rng):
     assert decayed - plain == pytest.approx(expected, rel=1e-12)
 
 
+def test_float32_problem_keeps_float32_with_weight_decay(rng):
+    """The decay is stored in float64 but must not promote a float32 loss; values agree with float64."""
+    Sxx = np.cov(rng.normal(size=(3, 50)))
+    Syx = rng.normal(size=(2, 3))
+    p64 = tuple(rng.normal(size=s) for s in [(4, 3), (2, 4)])
+    results = {}
+    for dtype in (jnp.float32, jnp.float64):
+        obj = dl.Objective(dl.Regression.from_moments(Sxx, Syx, 9.0, dtype=dtype), weight_decay=[1e-2, 3e-2])
+        value, grads = obj.value_and_grad(tuple(jnp.asarray(W, dtype) for W in p64))
+        assert value.dtype == dtype and all(g.dtype == dtype for g in grads)
+        results[dtype] = float(value)
+    assert results[jnp.float32] == pytest.approx(results[jnp.float64], rel=1e-5)
+
+
 def test_residual_decay_acts_on_the_branch():
     net = dl.Net((3, 3, 3), residual=True)
     prob = dl.Regression.from_moments(np.eye(3), np.eye(3), 3.0)

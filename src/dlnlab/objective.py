@@ -160,7 +160,7 @@ class Objective(eqx.Module):
         total = 0.0
         for i, (W, res) in enumerate(zip(params, residual)):
             R = W - jnp.eye(*W.shape, dtype=W.dtype) if res else W
-            total = total + gammas[i] * jnp.sum(R * R)
+            total = total + gammas[i].astype(W.dtype) * jnp.sum(R * R)  # float32 params keep a float32 loss
         return total
 
     def data_loss(self, params) -> jax.Array:
