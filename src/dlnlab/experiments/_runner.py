@@ -66,7 +66,7 @@ def prepare_out(out) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise ConfigError(f"out: cannot write to {str(path)!r} ({exc.strerror or exc})") from None
+        raise ConfigError(f"out: expected a writable folder, got {str(path)!r} ({exc.strerror or exc})") from None
     return path
 
 
