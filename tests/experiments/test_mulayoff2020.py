@@ -123,3 +123,24 @@ def test_digit_images_are_sklearns():
     images = relu._digit_images()
     assert images.shape == (1797, 64)
     np.testing.assert_array_equal(images, load_digits().data)
+
+
+def test_relu_random_baseline_is_the_random_subspace_null():
+    """The baseline of the coupling claim has the distribution of the overlap of two independent uniformly random
+    8-dim subspaces of R^32 (drawn here by QR of Gaussian matrices, not through SVDs of He nets): mean k/h."""
+    base = relu.random_baseline((64, 32, 32, 64), 8, n=300, seed=3)
+    assert base.shape == (300, 2)
+    rng = np.random.default_rng(5)
+    ref = []
+    for _ in range(2000):
+        U = np.linalg.qr(rng.normal(size=(32, 8)))[0]
+        V = np.linalg.qr(rng.normal(size=(32, 8)))[0]
+        ref.append(np.sum((U.T @ V) ** 2) / 8)
+    ref = np.asarray(ref)
+    assert ref.mean() == pytest.approx(8 / 32, abs=4 * ref.std() / np.sqrt(ref.size))
+    for col in base.T:
+        assert col.mean() == pytest.approx(8 / 32, abs=4 * ref.std() / np.sqrt(col.size))
+        assert col.std(ddof=1) == pytest.approx(ref.std(ddof=1), rel=0.2)
+    # an exactly coupled pair (W_2 = W_1^T up to scale) scores 1, far above the baseline
+    W1 = relu.init(0, (64, 32), gain=1.0)[0]
+    assert flat.subspace_coupling((W1, 3.0 * W1.T), 8) == pytest.approx([1.0], abs=1e-12)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import curvature
 
-__all__ = ["digits_denoising", "init", "loss", "train_gd", "top_eigenvalue"]
+__all__ = ["digits_denoising", "init", "loss", "train_gd", "top_eigenvalue", "random_baseline"]
 
 
 def _digit_images() -> np.ndarray:
@@ -113,28 +113,49 @@ FULL = {"n": 1797, "noise": 0.5, "widths": (64, 32, 32, 64), "lrs": (0.01, 0.02,
         "gain": 0.1, "top": 8, "checkpoints": 6, "n_baseline": 50}
 
 
+def random_baseline(widths, k: int, *, n: int, seed: int = 0) -> np.ndarray:
+    """:func:`dlnlab.theory.flat.subspace_coupling` of ``n`` independent He-initialised nets of ``widths``,
+    shape ``(n, pairs)``: the null distribution of the coupling statistic for each consecutive pair of exactly
+    the trained nets' shapes. Its mean is ``k / h_i`` (``h_i`` the shared width of pair ``i``), since a
+    Gaussian matrix's singular subspaces are uniformly distributed and independent of the next layer's.
+
+    >>> random_baseline((64, 32, 32, 64), 8, n=5).shape
+    (5, 2)
+    """
+    from ..theory.flat import subspace_coupling
+
+    return np.asarray([subspace_coupling(init(10_000 + seed + b, widths), k) for b in range(n)])
+
+
 def run(cfg: dict, *, seed: int = 0) -> dict:
     """Train one net per step size from the same small init; measure sharpness and coupling.
 
-    Coupling is :func:`dlnlab.theory.flat.subspace_coupling` with ``k = cfg["top"]`` (min over pairs);
-    the baseline is its largest value over ``n_baseline`` independent He-initialised nets."""
+    Coupling is :func:`dlnlab.theory.flat.subspace_coupling` with ``k = cfg["top"]`` per consecutive pair;
+    it is compared pair by pair with :func:`random_baseline` (``n_baseline`` nets): ``z`` is
+    ``(coupling - baseline mean) / baseline sd`` of that pair, and each row reports its smallest ``z``. The
+    trajectory also records the per-pair coupling at every checkpoint (it depends on training time
+    ``eta * steps``, see docs/papers/mulayoff2020.md)."""
     from ..theory.flat import subspace_coupling
 
     X, Y = digits_denoising(n=cfg["n"], noise=cfg["noise"], seed=seed)
     p0 = init(seed, cfg["widths"], gain=cfg["gain"])
+    base = random_baseline(cfg["widths"], cfg["top"], n=cfg["n_baseline"], seed=seed)
+    mean, sd = base.mean(axis=0), base.std(axis=0, ddof=1)
     every = cfg["steps"] // cfg["checkpoints"]
     rows, traj, last = [], [], None
     for lr in cfg["lrs"]:
         p, losses, snaps = train_gd(p0, X, Y, lr=lr, steps=cfg["steps"], record_every=every)
         lam_t = [top_eigenvalue(tuple(a[k] for a in snaps), X, Y) for k in range(cfg["checkpoints"])]
-        traj.append({"lr": lr, "steps": every * np.arange(1, cfg["checkpoints"] + 1), "sharpness": lam_t})
-        rows.append({"lr": lr, "sharpness": lam_t[-1], "two_over_eta": 2 / lr,
-                     "initial_loss": float(_loss_jit(p0, X, Y)), "final_loss": float(losses[-1]),
-                     "coupling": float(np.min(subspace_coupling(p, cfg["top"]))),
-                     "init_coupling": float(np.min(subspace_coupling(p0, cfg["top"])))})
+        coup_t = [subspace_coupling(tuple(a[k] for a in snaps), cfg["top"]) for k in range(cfg["checkpoints"])]
+        traj.append({"lr": lr, "steps": every * np.arange(1, cfg["checkpoints"] + 1), "sharpness": lam_t,
+                     "coupling": np.asarray(coup_t), "losses": losses})
+        c = subspace_coupling(p, cfg["top"])
+        row = {"lr": lr, "steps": cfg["steps"], "eta_times_steps": lr * cfg["steps"], "sharpness": lam_t[-1],
+               "two_over_eta": 2 / lr, "initial_loss": float(_loss_jit(p0, X, Y)), "final_loss": float(losses[-1]),
+               "coupling": float(np.min(c)), "init_coupling": float(np.min(subspace_coupling(p0, cfg["top"]))),
+               "z_min": float(np.min((c - mean) / sd))}
+        row.update({f"coupling_pair{i + 1}": float(v) for i, v in enumerate(c)})
+        rows.append(row)
         last = p
-    base = max(float(np.max(subspace_coupling(init(10_000 + seed + b, cfg["widths"]),
-                                              cfg["top"])))
-               for b in range(cfg["n_baseline"]))
-    return {"rows": rows, "traj": traj, "baseline": base, "n_baseline": cfg["n_baseline"],
-            "params": last, "init": p0}
+    return {"rows": rows, "traj": traj, "baseline_mean": mean, "baseline_sd": sd,
+            "baseline_max": base.max(axis=0), "n_baseline": cfg["n_baseline"], "params": last, "init": p0}
