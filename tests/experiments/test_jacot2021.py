@@ -51,3 +51,31 @@ def test_first_escape_reads_the_right_record():
     # No record inside the window: no state to measure.
     hist2 = dict(hist, end_to_end=np.array([1e-9 * np.eye(2), 2 * np.outer(u, u)] * 2 + [np.eye(2)]))
     assert J._first_escape(SimpleNamespace(history=hist2), seq, 2) is None
+
+
+def test_direction_is_gaussian_with_layer_shapes():
+    base = J._direction((5, 10, 10, 4), 0)
+    assert [W.shape for W in base] == [(10, 5), (10, 10), (4, 10)]
+    x = np.concatenate([W.ravel() for W in base])
+    assert abs(x.mean()) < 0.2 and abs(x.std() - 1) < 0.15  # 190 N(0, 1) draws
+    assert all(np.array_equal(a, b) for a, b in zip(base, J._direction((5, 10, 10, 4), 0), strict=True))
+
+
+def test_embedded_runs_are_the_narrow_flows_with_their_own_horizons():
+    # Whitened 2 x 2 regression, nets of width 1 and 3 padded with zero neurons to width 6: the zero neurons
+    # must stay exactly zero (they get zero gradient), so each run is the narrow flow and converges to the
+    # narrow net's optimum; each run keeps its own horizon and record span.
+    prob = dl.Regression.from_moments(np.eye(2), np.diag([2.0, 1.0]), 5.0)
+    cells = [(1, 0.3, 0), (3, 0.1, 1)]
+    inits, runs = J._embedded(prob, cells, 6, 20, [8.0, 5.0], 0, decades=[1.0, 2.0])
+    for (w, _, _), p0, r, t1, dec in zip(cells, inits, runs, [8.0, 5.0], [1.0, 2.0], strict=True):
+        assert np.all(np.asarray(p0[0])[w:] == 0) and np.all(np.asarray(r.params[0])[w:] == 0)
+        assert np.all(np.asarray(r.params[1])[:, w:] == 0)
+        assert r.times[0] == 0 and abs(r.times[1] - t1 * 10**-dec) < 1e-12 * t1 and abs(r.times[-1] - t1) < 1e-9
+    # Width 1 can only reach rank one: A -> diag(2, 0), loss Syy - 2^2 = 1 (the rank-1 saddle of the wider net).
+    A = np.asarray(runs[0].params[1]) @ np.asarray(runs[0].params[0])
+    np.testing.assert_allclose(A, np.diag([2.0, 0.0]), atol=1e-3)
+    assert abs(runs[0].final_loss - 1.0) < 1e-5
+    # Width 3 learns both modes: A -> Syx Sxx^-1 = diag(2, 1), loss -> Syy - 4 - 1 = 0.
+    A = np.asarray(runs[1].params[1]) @ np.asarray(runs[1].params[0])
+    np.testing.assert_allclose(A, np.diag([2.0, 1.0]), atol=1e-3)

@@ -5,8 +5,10 @@ Linear Networks: Small Initialization Training, Symmetry, and Sparsity", arXiv:2
 
 Everything runs in the library's normalisation (squared loss with no 1/2, so the gradient flow runs
 twice as fast as the paper's 1/2-normalised flow; escape speeds ``S`` are top singular values of
-``-grad C``, twice the paper's). Runs use gradient flow (``dl.train_batched(method="flow")``, log-spaced
-records) from ``theta_0 = sigma * theta_hat`` with one fixed direction ``theta_hat`` per group.
+``-grad C``, twice the paper's). Runs use gradient flow (``dl.train(method="flow")``, log-spaced records)
+from ``theta_0 = sigma * theta_hat`` with one fixed direction ``theta_hat`` per group. Compilation dominates
+the quick mode, so there is one net shape per group: four compiled runners in all (depth 3, depth 4, depth 2
+embedded in width 1024, and the completion net).
 
 Problems: a correlated-input regression (``Sxx`` anisotropic, so the saddles are reduced-rank
 regression solutions, not truncations of ``Syx``) and a 20 x 20 rank-2 matrix completion.
@@ -320,7 +322,7 @@ def step_init_distances(ctx: Context) -> None:
 def _embedded(prob, cells, width, n_save, t1, seed, **kw):
     """Depth-2 runs of widths w <= ``width`` embedded in width ``width`` with zero neurons: a zero neuron
     receives zero gradient, so each run is exactly the width-w flow (the paper's inclusion symmetry) and
-    one compiled call serves every cell. ``cells``: (w, sigma, draw) triples."""
+    one compiled runner serves every cell. ``cells``: (w, sigma, draw) triples."""
     inits = []
     for w, sigma, draw in cells:
         rng = np.random.default_rng(1000 * w + draw + seed)
