@@ -1,5 +1,6 @@
 """Diagnostics against hand-made matrices with known answers."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -61,3 +62,33 @@ def test_bad_arguments_name_the_argument():
         dg.numerical_rank(np.eye(2), rtol=-1.0)
     with pytest.raises(DataError, match=r"^params: expected a non-empty sequence of weight matrices, got str"):
         dg.layer_norms("W")
+
+
+def test_batched_singular_values_equal_numpy_and_run_one_matrix_at_a_time():
+    """Under vmap the SVD is a scan of unbatched kernels (jaxlib's batched CPU SVD can deadlock in a loop)."""
+    from dlnlab.diagnostics._spectra import svdvals
+
+    W = np.random.default_rng(0).normal(size=(3, 4, 5, 6))
+    got = jax.jit(jax.vmap(jax.vmap(svdvals)))(W)
+    np.testing.assert_allclose(got, np.linalg.svd(W, compute_uv=False), rtol=1e-12, atol=1e-12)
+    assert "scan" in str(jax.make_jaxpr(jax.vmap(svdvals))(W[0]))
+
+
+_WIDE_BATCHED_FLOW = """
+import jax, numpy as np, dlnlab as dl
+prob = dl.Regression.from_moments(np.eye(5), np.random.default_rng(0).normal(size=(4, 5)), 30.0)
+obj, net = dl.Objective(prob), dl.Net((5, 256, 4))
+inits = [net.init(jax.random.key(s), scheme="gaussian", scale=1e-3) for s in range(29)]
+runs = dl.train_batched(obj, inits, method="flow", t1=200.0, loss_threshold=0.5 * float(obj.value(inits[0])),
+                        summaries=dl.diagnostics.plateau_summaries)
+assert all(r.status == "converged" for r in runs), [r.status for r in runs]
+"""
+
+
+def test_vmapped_flow_recording_wide_layer_spectra_finishes():
+    """This call waited forever with jaxlib's batched SVD in the summaries (2 CPU threads, width 256)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WIDE_BATCHED_FLOW], capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]

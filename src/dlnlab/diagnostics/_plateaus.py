@@ -37,10 +37,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ._spectra import svdvals
 from ._validate import layers, number
 
 __all__ = ["Plateau", "Plateaus", "detect_plateaus", "plateau_summaries"]
@@ -58,7 +59,7 @@ def plateau_summaries(params) -> dict:
         A = W @ A
     out = {"end_to_end": A}
     for i, W in enumerate(params):
-        out[f"{_LAYER_KEY}{i}"] = jnp.linalg.svd(W, compute_uv=False)
+        out[f"{_LAYER_KEY}{i}"] = svdvals(jax.lax.stop_gradient(W))
     return out
 
 

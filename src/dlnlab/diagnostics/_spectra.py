@@ -35,10 +35,26 @@ def end_to_end(params) -> jax.Array:
     return nets.end_to_end(layers(params, batch=True))
 
 
+@jax.custom_batching.custom_vmap
+def svdvals(A) -> jax.Array:
+    """``jnp.linalg.svd(A, compute_uv=False)`` that stays safe under ``vmap`` inside a compiled loop."""
+    return jnp.linalg.svd(A, compute_uv=False)
+
+
+@svdvals.def_vmap
+def _svdvals_one_at_a_time(axis_size, in_batched, A):
+    # jaxlib's batched CPU SVD spreads its batch over XLA's thread pool; inside a compiled while loop that
+    # already holds the pool's threads (a vmapped flow recording layer spectra, width 256 on 2 cores) it
+    # waits forever. A scan over the batch calls the unbatched kernel, which needs no pool.
+    if not in_batched[0]:
+        return svdvals(A), False
+    return jax.lax.map(svdvals, A), True
+
+
 def singular_values(A) -> jax.Array:
     """Singular values of a matrix (or of every matrix of a stack), in decreasing order."""
     A = array("A", A, ndim=range(2, 8), want=_MATRIX)
-    return jnp.linalg.svd(jax.lax.stop_gradient(A), compute_uv=False)
+    return svdvals(jax.lax.stop_gradient(A))
 
 
 def _spectrum(x) -> jax.Array:
