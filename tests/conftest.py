@@ -1,7 +1,13 @@
 """Shared fixtures: float64 everywhere (dlnlab enables it on import) and reference problems."""
 
+import os
+
 import numpy as np
 import pytest
+
+# The CLI keeps a persistent compilation cache in the user's cache folder; tests that run the CLI must not
+# write there (test_cli checks the cache itself in a temporary folder).
+os.environ.setdefault("DLNLAB_CACHE_DIR", "")
 
 
 @pytest.fixture

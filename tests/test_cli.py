@@ -235,3 +235,29 @@ def test_console_entry_point_in_a_fresh_process(tmp_path):
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert "experiment: expected one of" in res.stderr
+
+
+_CACHE_PROBE = """
+import jax, jax.numpy as jnp
+from dlnlab import cli
+cli._compilation_cache()
+jax.jit(lambda x: jnp.sin(x) @ x)(jnp.ones((3, 3))).block_until_ready()
+print(jax.config.jax_compilation_cache_dir)
+"""
+
+
+def test_cli_keeps_compiled_programs_in_the_cache_folder_unless_turned_off(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    on = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=dict(env, DLNLAB_CACHE_DIR=str(tmp_path / "c")),
+                        capture_output=True, text=True, timeout=300)
+    assert on.returncode == 0, on.stderr[-2000:]
+    assert on.stdout.strip() == str(tmp_path / "c") and any((tmp_path / "c").iterdir())
+    off = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=dict(env, DLNLAB_CACHE_DIR=""),
+                         capture_output=True, text=True, timeout=300)
+    assert off.returncode == 0, off.stderr[-2000:]
+    assert off.stdout.strip() == "None"

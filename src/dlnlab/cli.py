@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import shlex
 import sys
@@ -159,7 +160,25 @@ def _console():
     return Console(stderr=True)
 
 
+def _compilation_cache() -> None:
+    """Keep XLA's compiled programs between CLI runs: compilation dominates a quick reproduction, and a rerun of
+    ``reproduce ji2019 --quick`` took 14 s instead of 20 s. ``DLNLAB_CACHE_DIR`` picks the folder (default
+    ``$XDG_CACHE_HOME/dlnlab/jax``) and an empty value turns it off; ``JAX_COMPILATION_CACHE_DIR``, when set,
+    wins. Set through the environment too, so sweep workers (fresh processes) share it. Programs with host
+    callbacks (diffrax's flow loop) are never cached by JAX: the flow still compiles on every run."""
+    import jax
+
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.environ.get("DLNLAB_CACHE_DIR", os.path.join(base, "dlnlab", "jax"))
+    if folder:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+        jax.config.update("jax_compilation_cache_dir", folder)
+
+
 def _cmd_reproduce(args) -> int:
+    _compilation_cache()
     from . import experiments  # noqa: F401 - registers every experiment
     from .experiments._runner import reproduce, resolve
 
@@ -183,6 +202,7 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
+    _compilation_cache()
     from .sweep import sweep
 
     df = sweep(
