@@ -120,9 +120,12 @@ def test_chain_hessian_and_gd_path_match_the_objective(rng):
 def test_digit_images_are_sklearns():
     from sklearn.datasets import load_digits
 
-    images = relu._digit_images()
+    from dlnlab.experiments._digits import digits
+
+    images, labels = digits()
     assert images.shape == (1797, 64)
     np.testing.assert_array_equal(images, load_digits().data)
+    np.testing.assert_array_equal(labels, load_digits().target)
 
 
 def test_relu_random_baseline_is_the_random_subspace_null():

@@ -16,40 +16,21 @@ product is compiled once for every checkpoint and step size.
 
 from __future__ import annotations
 
-import importlib.util
 from functools import partial
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import curvature
+from ._digits import digits
 
 __all__ = ["digits_denoising", "init", "loss", "train_gd", "top_eigenvalue", "random_baseline"]
 
 
-def _digit_images() -> np.ndarray:
-    """The 1797 images of scikit-learn's bundled digits data, ``(1797, 64)`` gray levels 0..16.
-
-    Read from the package's data file without importing scikit-learn (the import alone costs about a second of
-    the experiment's quick-mode budget); falls back to ``sklearn.datasets.load_digits`` if the file is not
-    where scikit-learn keeps it."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
-        if path.is_file():
-            data = np.loadtxt(path, delimiter=",")
-            if data.shape == (1797, 65):  # 64 pixels, then the label
-                return data[:, :64]
-    from sklearn.datasets import load_digits
-
-    return load_digits().data
-
-
 def digits_denoising(*, n: int | None = None, noise: float = 0.5, seed: int = 0):
     """``(X_noisy, Y_clean)`` of shapes ``(n, 64)`` from scikit-learn's 8x8 digits (bundled data)."""
-    Y = _digit_images() / 16.0
+    Y = digits()[0] / 16.0
     rng = np.random.default_rng(seed)
     if n is not None:
         Y = Y[rng.permutation(Y.shape[0])[:n]]

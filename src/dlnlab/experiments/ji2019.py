@@ -26,9 +26,6 @@ scikit-learn's digits.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import equinox as eqx
 import jax
 import numpy as np
@@ -38,6 +35,7 @@ from ..theory import margin as mg
 from ..train import train
 from ..train._schedules import loss_scaled_sgd
 from ._base import Experiment, register
+from ._digits import digits
 
 LR, FLOOR, CAP = 1e-3, 1.0, 1e50
 WIDTH, DEPTH = 10, 4
@@ -57,25 +55,8 @@ def separable_data(seed: int, n: int, d: int, *, teacher=None, gap: float = 0.15
     return X / np.linalg.norm(X, axis=1).max(), y
 
 
-def _digits():
-    """scikit-learn's bundled 8x8 digits, ``(1797, 64)`` images and their labels, read from the
-    package's data file without importing scikit-learn (about a second of the quick-mode budget);
-    ``load_digits`` if the file is not where scikit-learn keeps it."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
-        if path.is_file():
-            data = np.loadtxt(path, delimiter=",")
-            if data.shape == (1797, 65):  # 64 pixels, then the label
-                return data[:, :64], data[:, 64].astype(int)
-    from sklearn.datasets import load_digits
-
-    dg = load_digits()
-    return dg.data, dg.target
-
-
 def digits_pair(a: int = 0, b: int = 1):
-    images, labels = _digits()
+    images, labels = digits()
     m = (labels == a) | (labels == b)
     X = images[m].astype(float)
     return X / np.linalg.norm(X, axis=1).max(), np.where(labels[m] == a, 1.0, -1.0)
