@@ -224,6 +224,10 @@ def _cmd_sweep(args) -> int:
 
 def _cmd_plot(args) -> int:
     from .sweep import plot_store
+    from .sweep._api import check_name
+
+    for m in args.metric or ():
+        check_name("--metric", m)
 
     paths = plot_store(args.dir, x=args.x, y=args.y, metrics=args.metric)
     for p in paths:

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections import defaultdict
@@ -90,6 +91,20 @@ class _Progress:
             self.progress.stop()
 
 
+_SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+
+
+def check_name(field: str, name, where: str = "") -> str:
+    """A name that becomes part of a file name: letters, digits, ``_ . + -``, not starting with a dot, so
+    it can never point outside the folder it is written to (``..``, ``/``, NUL and the like are refused)."""
+    if not isinstance(name, str) or not _SLUG.fullmatch(name):
+        raise ConfigError(
+            f"{field}: expected a name made of letters, digits, '_', '.', '+', '-' (at most 100, not starting "
+            f"with '.'), got {name!r}{where}"
+        )
+    return name
+
+
 def _plot_metrics(df, metrics) -> list[str]:
     keep = []
     for m in metrics:
@@ -134,7 +149,11 @@ def plot_store(out, *, x: str | None = None, y: str | None = None, metrics=None)
             f"x, y: expected at most two axes to plot, got {len(axes)} varying axes {axes}; choose two with "
             "--x and --y"
         )
-    chosen = list(metrics) if metrics else _plot_metrics(df, meta.get("metrics", []))
+    if metrics:
+        chosen = [check_name("metrics", m) for m in metrics]
+    else:
+        where = f" (in {str(out / 'sweep.json')!r}; expected the names a sweep writes there)"
+        chosen = _plot_metrics(df, [check_name("metrics", m, where) for m in meta.get("metrics", [])])
     return plot_sweep(df, axes=axes, metrics=chosen, out=out / "figures")
 
 
