@@ -295,10 +295,10 @@ def solve(prob, widths, weight_decay, noise=None) -> Solution:
 
     Args:
         prob: a ``dl.Regression``. Scalar output: any ``Sxx``. Vector output: ``Sxx = a I`` and no
-        noise. widths: library widths (or a ``dl.Net``); unequal hidden widths are fine.
+            noise.
+        widths: library widths (or a ``dl.Net``); unequal hidden widths are fine.
         weight_decay: one ``gamma >= 0`` or one per weight matrix, input layer first (the output
-        layer's may
-            differ); all positive, or all zero.
+            layer's may differ); all positive, or all zero.
         noise: ``None``, ``dl.Dropout(p)`` or ``dl.MultiplicativeNoise(var)`` on every hidden unit.
 
     Every root of ``g(t) = 1`` is found and compared with zero (the largest root is not always the
