@@ -19,7 +19,9 @@ from . import diagnostics as diagnostics  # noqa: E402
 from . import errors as errors  # noqa: E402
 from . import theory as theory  # noqa: E402
 from .nets import Net as Net  # noqa: E402
+from .objective import AbstractObjective as AbstractObjective  # noqa: E402
 from .objective import Objective as Objective  # noqa: E402
+from .objective import as_objective as as_objective  # noqa: E402
 from .problems import Classification as Classification  # noqa: E402
 from .problems import Dropout as Dropout  # noqa: E402
 from .problems import MatrixCompletion as MatrixCompletion  # noqa: E402

@@ -22,7 +22,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import abc
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -34,7 +35,7 @@ from .errors import ConfigError, DataError
 from .nets import Net, end_to_end
 from .problems import Classification, Dropout, MatrixCompletion, MultiplicativeNoise, Regression
 
-__all__ = ["Objective", "LOSSES"]
+__all__ = ["AbstractObjective", "Objective", "as_objective", "LOSSES"]
 
 LOSSES = ("squared", "logistic", "exponential")
 
@@ -57,7 +58,130 @@ def _check_finite(params, *, differentiate: bool = False) -> None:
                             "expected finite weights")
 
 
-class Objective(eqx.Module):
+def check_params_tree(params, *, name: str = "params"):
+    """Eager validation of any pytree of parameters: at least one leaf, every leaf a real floating-point array,
+    concrete leaves finite. Errors name the leaf (``params[1]``, ``params['w']``). Tracers pass through (their
+    dtype is still checked: it is static). Returns ``params`` with array-likes converted to JAX arrays."""
+    try:
+        leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(params)
+    except Exception as exc:  # noqa: BLE001 - an unflattenable object
+        raise DataError(f"{name}: expected a pytree of arrays ({exc})") from None
+    if not leaves_with_path:
+        raise DataError(f"{name}: expected at least one parameter array, got an empty pytree")
+    out = []
+    for path, leaf in leaves_with_path:
+        where = name + jax.tree_util.keystr(path)
+        if isinstance(leaf, jax.core.Tracer):
+            if not jnp.issubdtype(leaf.dtype, jnp.floating):
+                raise DataError(f"{where}: expected real floating-point weights, got dtype {leaf.dtype}")
+            out.append(leaf)
+            continue
+        try:
+            a = np.asarray(leaf)
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"{where}: expected a numeric array, got {type(leaf).__name__}") from exc
+        if a.dtype.kind != "f":
+            raise DataError(f"{where}: expected real floating-point weights, got dtype {a.dtype}")
+        if not np.all(np.isfinite(a)):
+            bad = tuple(int(j) for j in np.argwhere(~np.isfinite(a))[0]) if a.ndim else ()
+            raise DataError(f"{where}: contains NaN or infinite values (first at index {bad}); "
+                            "expected finite weights")
+        out.append(leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+class AbstractObjective(eqx.Module):
+    """The interface the training engine, the summaries and the curvature tools work with.
+
+    A subclass implements :meth:`value` (a pure, differentiable ``params -> scalar``); everything else has a
+    default. Objectives are equinox modules: pass them to ``eqx.filter_jit``-compiled code as arguments (their
+    arrays are traced, their structure is static), never close over them.
+
+    - :meth:`value_and_grad`, :meth:`grad`: by ``jax`` autodiff of :meth:`value` (after :meth:`check_params`).
+    - :meth:`sample_value`: an unbiased stochastic estimate of :meth:`value` (minibatches of the
+      :attr:`n_samples` samples, sampled neuron noise); the default is exact and refuses ``batch_size``.
+    - :meth:`check_params`: eager validation (structure, dtype, finiteness) naming the place; tracers pass.
+    - :attr:`n_samples`: the number of samples a minibatch draws from (``None``: no minibatches);
+      :attr:`stochastic`: :meth:`sample_value` is random even without minibatches (e.g. neuron noise);
+      :attr:`is_dln`: params are a DLN weight tuple ``(W_1, ..., W_L)``, so end-to-end summaries apply.
+
+    Example:
+        >>> import jax.numpy as jnp, dlnlab as dl
+        >>> class Quadratic(dl.AbstractObjective):
+        ...     def value(self, params):
+        ...         return jnp.sum(params["w"] ** 2)
+        >>> float(Quadratic().grad({"w": jnp.array([1.0, 2.0])})["w"][1])
+        4.0
+    """
+
+    @abc.abstractmethod
+    def value(self, params) -> jax.Array:
+        """The objective at ``params`` (a scalar)."""
+
+    def value_and_grad(self, params):
+        """``(value, grad)`` of :meth:`value`; the gradient has the structure of ``params``."""
+        return jax.value_and_grad(self.value)(self.check_params(params))
+
+    def grad(self, params):
+        """Gradient of :meth:`value` with respect to every parameter array."""
+        return jax.grad(self.value)(self.check_params(params))
+
+    def sample_value(self, params, key, *, batch_size: int | None = None) -> jax.Array:
+        """An unbiased stochastic estimate of :meth:`value`. The default has no randomness: it returns
+        :meth:`value` and refuses a ``batch_size`` (there are no samples to draw a minibatch from)."""
+        if batch_size is not None:
+            raise ConfigError(f"batch_size: {type(self).__name__} has no samples to draw minibatches from; "
+                              f"expected None, got {batch_size!r}")
+        return self.value(params)
+
+    def check_params(self, params):
+        """Validate ``params`` eagerly (a pytree of finite real floating-point arrays); return them."""
+        return check_params_tree(params)
+
+    @property
+    def n_samples(self) -> int | None:
+        """How many samples a minibatch draws from (``None``: no minibatches)."""
+        return None
+
+    @property
+    def stochastic(self) -> bool:
+        """True when :meth:`sample_value` is random without minibatches (e.g. sampled neuron noise)."""
+        return False
+
+    @property
+    def is_dln(self) -> bool:
+        """True when params are a DLN weight tuple ``(W_1, ..., W_L)`` (end-to-end summaries apply)."""
+        return False
+
+
+class _FunctionObjective(AbstractObjective):
+    """Any ``params -> scalar`` callable as an objective (see :func:`as_objective`)."""
+
+    fn: Callable
+
+    def value(self, params) -> jax.Array:
+        return self.fn(params)
+
+
+def as_objective(f) -> AbstractObjective:
+    """An :class:`AbstractObjective` from ``f``: returned unchanged if it is one already, else a callable
+    ``params -> scalar`` on any pytree of params is wrapped (``is_dln`` False, no minibatches, deterministic).
+
+    Example:
+        >>> import jax.numpy as jnp, dlnlab as dl
+        >>> obj = dl.as_objective(lambda p: jnp.sum(p[0] ** 2) + jnp.sum(p[1]))
+        >>> float(obj.value((jnp.ones(3), jnp.ones(2)))), obj.is_dln
+        (5.0, False)
+    """
+    if isinstance(f, AbstractObjective):
+        return f
+    if not callable(f):
+        raise ConfigError(f"objective: expected a dl.AbstractObjective or a callable params -> scalar, "
+                          f"got {type(f).__name__}")
+    return _FunctionObjective(f)
+
+
+class Objective(AbstractObjective):
     """The loss of a DLN on a problem, with weight decay and optional stochastic neurons.
 
     Args:
@@ -126,10 +250,27 @@ class Objective(eqx.Module):
         self.net = net
 
     # -- pieces -------------------------------------------------------------------------------------------
-    def _check(self, params, *, differentiate: bool = False):
+    def check_params(self, params):
+        """Validate a DLN weight tuple against the problem (and the net): shapes, a real floating dtype and
+        finite values, naming ``params[i]``. Traced weights pass (values unknown). Returns a tuple."""
         params = self._check_shapes(params)
-        _check_finite(params, differentiate=differentiate)
+        _check_finite(params, differentiate=True)
         return params
+
+    def _check(self, params, *, differentiate: bool = False):  # alias while callers migrate to check_params
+        return self.check_params(params)
+
+    @property
+    def n_samples(self) -> int | None:
+        return getattr(self.problem, "n_samples", None)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.noise is not None
+
+    @property
+    def is_dln(self) -> bool:
+        return True
 
     def _check_shapes(self, params):
         if self.net is not None:
@@ -187,13 +328,6 @@ class Objective(eqx.Module):
     def value(self, params) -> jax.Array:
         """The objective: expected data loss plus weight decay."""
         return self.data_loss(params) + self.penalty(params)
-
-    def grad(self, params):
-        """Gradient of :meth:`value` with respect to every weight matrix (a tuple of the params' shapes)."""
-        return jax.grad(self.value)(self._check(params, differentiate=True))
-
-    def value_and_grad(self, params):
-        return jax.value_and_grad(self.value)(self._check(params, differentiate=True))
 
     # -- stochastic estimates (SGD) -------------------------------------------------------------------------
     def sample_value(self, params, key, *, batch_size: int | None = None) -> jax.Array:
