@@ -2,6 +2,7 @@
 
 from . import exact as exact
 from . import flat as flat
+from . import incremental as incremental
 from . import margin as margin
 from . import modes as modes
 from . import saddles as saddles
