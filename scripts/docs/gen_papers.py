@@ -1,0 +1,1 @@
+"""Placeholder: paper pages generated from claims.json (next step)."""
