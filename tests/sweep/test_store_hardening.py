@@ -7,6 +7,7 @@ Sweeps run a NumPy-only sweepable function in this process (the store logic is w
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,72 @@ def test_plot_writes_only_under_out_figures(tmp_path, capsys):
     new = _files_under(tmp_path) - before
     assert new == {"store/figures/sweep_final_loss.png", "store/figures/sweep_final_loss.svg"}
     assert out.strip().endswith("sweep_final_loss.png")
+
+
+# -- 2. no orphan workers ------------------------------------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
+def test_pool_workers_exit_when_the_sweep_process_is_sigkilled(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    toml = tmp_path / "sweep.toml"
+    # Many small compiled batches (four static step counts): the workers are busy when the parent dies.
+    toml.write_text('function = "teacher_regression"\nseeds = 8\n[fixed]\nwidth = 4\nd_in = 3\nd_out = 2\n'
+                    'teacher_sv = [1.0]\nrecords = 4\n[grid]\nsteps = [30, 31, 32, 33]\n')
+    out = tmp_path / "store"
+    cmd = [sys.executable, "-m", "dlnlab.cli", "sweep", str(toml), "--out", str(out), "--quiet", "--no-plot",
+           "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers |= _children(proc.pid)
+            if len(list((out / "runs").glob("*.json"))) >= 1:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sweep ended before it could be killed: " + proc.stderr.read().decode()[-500:]
+        workers |= _children(proc.pid)
+        assert len(workers) >= 2, workers  # the pool workers (and the resource tracker) were seen
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        t0 = time.monotonic()
+        while any(_alive(w) for w in workers) and time.monotonic() - t0 < 60:
+            time.sleep(0.05)
+        left = sorted(w for w in workers if _alive(w))
+        print(f"\norphans: {len(left)} of {len(workers)} children of the killed sweep alive "
+              f"{time.monotonic() - t0:.2f} s after the kill")
+        assert not left, f"{len(left)} of {len(workers)} children outlived the killed sweep by 60 s: {left}"
+    finally:
+        for w in workers:  # never leave them behind, whatever the outcome
+            try:
+                os.kill(w, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

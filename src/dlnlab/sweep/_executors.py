@@ -8,6 +8,10 @@ applied before the worker imports JAX: the local pool and a Dask ``LocalCluster`
 this process; workers of an existing cluster must be started with them (see
 :func:`worker_environment` and docs/workflow.md).
 
+Local pool workers die with the sweep process: a SIGKILL of ``dlnlab sweep`` (which runs no cleanup)
+ends its workers within a fraction of a second (:func:`_die_with_parent`), and with them the resource
+tracker; SIGTERM and Ctrl-C shut the pool down as before.
+
 Batches are padded to the function's ``batch_size`` with copies of their last config, so every run
 goes through a compiled call of the same shape and its numbers never depend on which runs shared its
 batch (nor on what a previous, interrupted sweep already stored).
@@ -16,8 +20,12 @@ batch (nor on what a previous, interrupted sweep already stored).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -97,6 +105,43 @@ def run_batch(function: str, configs: list[dict], batch_size: int) -> list[tuple
     return [(o, dt) for o in outcomes]
 
 
+def _die_with_parent(parent: int, poll: float = 0.25) -> None:
+    """End this worker when the sweep process ``parent`` dies, even by SIGKILL (which runs no cleanup in the
+    parent): on Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere a
+    daemon thread polls ``os.getppid()`` (a dead parent re-parents the worker) and exits within ``poll`` s."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # died before the watch was set
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dlnlab-parent-watch", daemon=True).start()
+
+
+def _worker_start(parent: int) -> None:
+    """Initializer of every local pool worker: the parent-death watch, then JAX's float64 (the sweep functions
+    compute in float64; set here, in the worker, never by importing dlnlab)."""
+    _die_with_parent(parent)
+    _enable_x64()
+
+
+def _enable_x64() -> None:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def worker_run_batch(function: str, configs: list[dict], batch_size: int) -> list[tuple[dict, float]]:
+    """:func:`run_batch` in a worker process: float64 enabled first (what Dask workers call)."""
+    _enable_x64()
+    return run_batch(function, configs, batch_size)
+
+
 class LocalExecutor:
     """A pool of ``workers`` spawned processes (one compute thread each)."""
 
@@ -114,7 +159,8 @@ class LocalExecutor:
         n = min(self.workers or os.cpu_count() or 1, len(batches))
         with _environ(worker_environment()):
             pool = ProcessPoolExecutor(
-                max_workers=n, mp_context=multiprocessing.get_context("spawn")
+                max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start, initargs=(os.getpid(),),
             )
             try:
                 futures = {pool.submit(run_batch, *b): i for i, b in enumerate(batches)}
@@ -167,7 +213,7 @@ class DaskExecutor:
                 client = stack.enter_context(Client(cluster))
             futures = {
                 client.submit(
-                    run_batch, *b, pure=False, key=f"dlnlab-batch-{i}-{time.time_ns()}"
+                    worker_run_batch, *b, pure=False, key=f"dlnlab-batch-{i}-{time.time_ns()}"
                 ): i
                 for i, b in enumerate(batches)
             }
