@@ -14,10 +14,10 @@ import pytest
 
 from dlnlab import __version__
 from dlnlab.cli import main
-from dlnlab.experiments import REGISTRY, Experiment, register
+from dlnlab.experiments import Experiment, reproduce
 from dlnlab.theory import modes
 
-KEYS = {"paper", "claim", "statement", "expected", "measured", "tolerance", "passed"}
+KEYS = {"paper", "claim", "statement", "expected", "measured", "tolerance", "outcome", "passed"}
 
 
 @pytest.fixture(scope="module")
@@ -80,40 +80,31 @@ def test_saxe_tolerance_would_catch_a_normalisation_slip():
 def fake_experiment():
     calls = []
 
-    def good(ctx):
+    def good(ctx, state):
         calls.append("good")
-        ctx.claim(
-            "ok", "a claim that holds", expected=1.0, measured=1.0, tolerance=0.0, passed=True
-        )
+        ctx.check_close("ok", "a claim that holds", expected=1.0, measured=1.0, atol=0.0)
 
-    def explode(ctx):
+    def explode(ctx, state):
         calls.append("explode")
         raise ZeroDivisionError("division by zero in the test step")
 
-    def after(ctx):
+    def after(ctx, state):
         calls.append("after")
-        ctx.claim(
-            "late", "a claim after the crash", expected=0, measured=1, tolerance=0, passed=False
-        )
+        ctx.check_close("late", "a claim after the crash", expected=0, measured=1, atol=0)
 
-    exp = register(
-        Experiment(
-            name="zz_fake", title="fake", reference="none", bibtex="", steps=(good, explode, after)
-        )
-    )
-    yield exp, calls
-    REGISTRY.pop("zz_fake", None)
+    exp = Experiment(name="zz_fake", title="fake", reference="none", claims=(good, explode, after))
+    return exp, calls
 
 
 def test_a_crashing_step_is_a_failed_claim_and_the_run_goes_on(fake_experiment, tmp_path):
-    _, calls = fake_experiment
-    code = main(["reproduce", "zz_fake", "--out", str(tmp_path), "--quiet", "--no-report"])
-    assert code == 1
+    exp, calls = fake_experiment
+    res = reproduce([exp], quick=False, out=tmp_path, report=False)
+    assert res.exit_code == 1
     assert calls == ["good", "explode", "after"]
     claims = {c["claim"]: c for c in json.loads((tmp_path / "claims.json").read_text())}
     assert claims["ok"]["passed"] and not claims["late"]["passed"]
     crash = claims["explode_crashed"]
-    assert crash["passed"] is False and set(crash) == KEYS
+    assert crash["passed"] is False and crash["outcome"] == "failed" and set(crash) == KEYS
     assert "explode" in crash["measured"] and "ZeroDivisionError" in crash["measured"]
     assert "division by zero in the test step" in crash["measured"]
 
@@ -180,7 +171,7 @@ CLI_ERRORS = [
     (["reproduce", "saxe", "--seed", "abc"], "--seed", "expected an integer in [0, 2**63), got 'abc'"),
     (["reproduce", "saxe", "--seed", "-1"], "--seed", "got -1"),
     (["reproduce", "saxe", "--seed"], "--seed", "after it, got nothing"),
-    (["reproduce", "saxe", "--bogus"], "--bogus", "expected one of --help, --no-report, --out"),
+    (["reproduce", "saxe", "--bogus"], "--bogus", "expected one of --fresh, --help, --no-report, --out"),
     (["reproduce", "saxe", "--quick=1"], "--quick", "expected no value (it is a flag), got '1'"),
     (["reproduce", "saxe", "--q"], "--q", "expected one of --quick, --quiet"),
     (["reproduce", "saxe", "--out", "{d}/afile/sub"], "out", "expected a writable folder, got"),

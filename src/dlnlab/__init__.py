@@ -18,6 +18,10 @@ from . import curvature as curvature  # noqa: E402
 from . import diagnostics as diagnostics  # noqa: E402
 from . import errors as errors  # noqa: E402
 from . import theory as theory  # noqa: E402
+from .experiments import Experiment as Experiment  # noqa: E402
+from .experiments import NotReproduced as NotReproduced  # noqa: E402
+from .experiments import check_experiment as check_experiment  # noqa: E402
+from .experiments import reproduce as reproduce  # noqa: E402
 from .nets import Net as Net  # noqa: E402
 from .objective import AbstractObjective as AbstractObjective  # noqa: E402
 from .objective import Objective as Objective  # noqa: E402

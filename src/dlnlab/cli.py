@@ -8,10 +8,12 @@ Commands::
     dlnlab plot results/sweep [--x FIELD] [--y FIELD] [--metric NAME ...]
     dlnlab list                                    # experiments and sweepable functions
 
-Exit codes: 0 when every claim passed (every sweep run completed), 1 when a claim failed (a sweep
-run failed), 2 on bad input: one line on stderr, ``dlnlab: error: FIELD: ...``, naming the argument,
-what was given and what was expected, no traceback (argument errors and every
-:class:`dlnlab.errors.DlnlabError`: an unknown experiment, an unwritable ``--out``, a malformed TOML).
+Exit codes: 0 when every claim has its declared outcome (passed, or not_reproduced where the experiment
+declared it; every sweep run completed), 1 when a claim failed or passed unexpectedly (a sweep run failed),
+2 on bad input (also an experiment that breaks the contract, or a broken plugin in ``list``): one line on
+stderr, ``dlnlab: error: FIELD: ...``, naming the argument, what was given and what was expected, no
+traceback (argument errors and every :class:`dlnlab.errors.DlnlabError`: an unknown experiment, an
+unwritable ``--out``, a malformed TOML).
 """
 
 from __future__ import annotations
@@ -179,26 +181,36 @@ def _compilation_cache() -> None:
 
 def _cmd_reproduce(args) -> int:
     _compilation_cache()
-    from . import experiments  # noqa: F401 - registers every experiment
+    os.environ.setdefault("MPLBACKEND", "Agg")  # headless figures for the 0.1 experiments that use pyplot
     from .experiments._runner import reproduce, resolve
 
     selection = args.names
-    resolve(selection)  # an unknown name is reported before a bad --out, as reproduce() does
+    resolve(selection)  # an unknown or broken name is reported before a bad --out, as reproduce() does
     _check_out(args.out)
-    summary = reproduce(
+    res = reproduce(
         selection,
         out=args.out,
         quick=args.quick,
         seed=args.seed,
+        fresh=args.fresh,
         quiet=args.quiet,
         report=not args.no_report,
         console=None if args.quiet else _console(),
         command=args.command_line,
     )
-    n, bad = len(summary.claims), summary.n_failed
-    where = summary.files.get("report", summary.files["claims"])
-    print(f"{n - bad} of {n} claims passed ({bad} failed) -> {where}")
-    return summary.exit_code
+    n = len(res.claims)
+    n_pass = sum(c.outcome == "passed" for c in res.claims) - len(res.unexpected)
+    n_nr = sum(c.outcome == "not_reproduced" for c in res.claims)
+    parts = [f"{res.n_failed} failed"]
+    if n_nr:
+        parts.append(f"{n_nr} not reproduced as declared")
+    if res.unexpected:
+        parts.append(f"{len(res.unexpected)} unexpected passes")
+    where = res.files.get("report", res.files["claims"])
+    print(f"{n_pass} of {n} claims passed ({', '.join(parts)}) -> {where}")
+    for problem in res.problems:
+        print("dlnlab: error: " + " ".join(problem.split()), file=sys.stderr)
+    return res.exit_code
 
 
 def _cmd_sweep(args) -> int:
@@ -236,12 +248,16 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_list(args) -> int:
-    from . import experiments
+    from .experiments import discover
     from .sweep import get_sweepable, sweepable_names
 
+    found = discover()
     print("experiments (dlnlab reproduce NAME):")
-    for name in experiments.names():
-        print(f"  {name:14s} {experiments.get(name).title}")
+    for name, exp in found.experiments.items():
+        origin = found.origins.get(name, "dlnlab")
+        print(f"  {name:14s} {exp.title}" + ("" if origin == "dlnlab" else f"  [{origin}]"))
+    for name in found.errors:
+        print(f"  {name:14s} (broken: see the error below)")
     print("sweepable functions (function = NAME in a sweep TOML):")
     for name in sweepable_names():
         fn = get_sweepable(name)
@@ -249,7 +265,9 @@ def _cmd_list(args) -> int:
         for field, spec in sorted(fn.all_fields.items()):
             print(f"      {field:18s} {spec.kind:6s} default {spec.default!r}  {spec.help}")
         print(f"      metrics: {', '.join(fn.metrics)}")
-    return 0
+    for exc in found.errors.values():
+        print("dlnlab: error: " + " ".join(str(exc).split()), file=sys.stderr)
+    return 2 if found.errors else 0
 
 
 def _parser() -> _Parser:
@@ -257,7 +275,8 @@ def _parser() -> _Parser:
         prog="dlnlab",
         description="dlnlab: a laboratory for deep linear networks. Reproduce papers, run sweeps, "
         "plot and report.",
-        epilog="Exit codes: 0 all claims passed, 1 a claim failed, 2 bad input.",
+        epilog="Exit codes: 0 every claim has its declared outcome, 1 a claim failed or passed unexpectedly, "
+        "2 bad input.",
     )
     p.add_argument("--version", action="version", version=f"dlnlab {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -274,6 +293,8 @@ def _parser() -> _Parser:
     r.add_argument("--seed", type=_integer(0, 2**63), default=0, help="base seed (default: 0)")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--no-report", action="store_true", help="skip report.html")
+    r.add_argument("--fresh", action="store_true",
+                   help="recompute every stored piece under OUT/runs instead of reusing it")
     r.set_defaults(func=_cmd_reproduce)
 
     s = sub.add_parser(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlnlab.experiments import Claim, Experiment
+from dlnlab.experiments import Claim, Experiment, NotReproduced
 from dlnlab.report import render_report, write_report
 from dlnlab.report._plots import heatmap_grid, line_stats, plot_sweep
 
@@ -41,16 +41,12 @@ def _parse(text: str) -> _Collect:
 
 
 def _figure(tmp_path: Path) -> Path:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(3, 2))
-    ax.plot([0, 1, 2], [0, 1, 4])
+    fig = Figure(figsize=(3, 2))
+    fig.subplots().plot([0, 1, 2], [0, 1, 4])
     path = tmp_path / "demo_curve.png"
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -62,12 +58,16 @@ def _claims():
     ]
 
 
+def _noop(ctx, state):
+    pass
+
+
 EXP = Experiment(
     name="demo",
     title="Demo <b>title</b>",
     reference="Someone & Other, 2020",
     bibtex="@article{demo, title={A & B}}",
-    steps=(),
+    claims=(_noop,),
 )
 
 
@@ -91,7 +91,7 @@ def test_report_parses_contains_every_claim_and_escapes(tmp_path):
         assert c.statement in body and c.claim in body
     assert "Demo <b>title</b>" in body and "b" not in parsed.tags  # the title's tag is text
     assert "@article{demo, title={A & B}}" in body
-    assert "1 of 3" not in body and "2 of 3 claims failed" in body
+    assert "1 of 3" not in body and "2 of 3 claims not as declared (2 failed, 0 unexpected passes)" in body
 
 
 def test_report_is_self_contained(tmp_path):
@@ -197,3 +197,31 @@ def test_report_renders_in_headless_chromium(tmp_path):
     # Console messages of the page (a script error, an escaped script that ran) are logged by Chromium.
     assert "Uncaught" not in proc.stderr and 'alert("x")' not in proc.stderr
     assert "CONSOLE" not in proc.stderr
+
+
+def test_report_shows_outcomes_evidence_links_and_timing():
+    exp = Experiment(
+        name="demo", title="t", reference="r", claims=(_noop,),
+        not_reproduced={
+            "c_nr": NotReproduced("coupling decays to the random level <b>", "docs/papers/demo.md#finding"),
+            "c_unexp": ("a finding", "javascript:alert(1)"),
+        },
+    )
+    claims = [
+        Claim("demo", "c_pass", "passes", 1.0, 1.0, {"kind": "close", "rtol": 1e-6, "atol": 0.0}, True),
+        Claim("demo", "c_fail", "fails", 0.0, 1.0, {"kind": "at_most", "bound": 0.0}, False),
+        Claim("demo", "c_nr", "declared", 1.0, 0.0, {"kind": "at_least", "bound": 1.0}, False, "not_reproduced"),
+        Claim("demo", "c_unexp", "declared but passes", True, True, {"kind": "holds"}, True),
+    ]
+    text = render_report(claims=claims, experiments=[exp], seconds={"demo": 12.34})
+    parsed = _parse(text)
+    body = " ".join(parsed.text)
+    for word in ("pass", "FAIL", "not reproduced (declared)", "unexpected pass"):
+        assert word in body
+    assert "rtol 1e-06, atol 0" in body and "at most 0" in body and "at least 1" in body
+    assert "1 passed, 1 failed, 1 not reproduced (declared), 1 unexpected passes" in body
+    assert "Run time 12.3 s" in body
+    assert "coupling decays to the random level <b>" in body and "b" not in parsed.tags
+    hrefs = [v for k, v in parsed.attrs if k == "href"]
+    assert hrefs == ["docs/papers/demo.md#finding"]  # the javascript: link is text, not a link
+    assert "2 of 4 claims not as declared (1 failed, 1 unexpected passes)" in body

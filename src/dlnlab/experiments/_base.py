@@ -1,70 +1,25 @@
-"""Experiments: named, registered reproductions whose results are claims with expected vs measured values.
+"""The 0.1 step-based experiment, kept as a legacy adapter until issue 15 ports the last papers.
 
-An :class:`Experiment` is a list of *steps*; each step is a function ``step(ctx) -> None`` that runs part of a
-paper's reproduction and records its findings through the :class:`Context` it is given:
+ziyin2022, mulayoff2020, jacot2021 and ji2019 are still written as a list of *steps* ``step(ctx) -> None`` that
+record claims with a hand-computed ``passed`` (``ctx.claim(..., passed=...)``), branch on ``ctx.quick`` and share
+state their own way. The runner (:mod:`._runner`) runs them next to contract experiments (:class:`dl.Experiment
+<dlnlab.experiments.Experiment>`), so nothing regresses while they are rewritten; new experiments use the
+contract. Their claims get outcome "passed" or "failed" from ``passed``.
 
-- ``ctx.claim(...)`` records a claim (one row of ``claims.json``: paper, claim id, statement, expected, measured,
-  tolerance, passed);
-- ``ctx.figure(name, fig)`` saves a matplotlib figure as SVG and PNG under ``out/figures/`` and closes it;
-- ``ctx.table(name, rows)`` adds result rows (dicts of scalars) for ``results.parquet``;
-- ``ctx.quick`` says whether to run the reduced (quick) size; ``ctx.seed`` is the base seed.
-
-Experiments import the library, never the CLI; the CLI and the report consume what the context collected.
+``register`` is kept so their modules need no edit; it returns the experiment unchanged (discovery is by the
+built-in list and entry points, :mod:`._registry`, not by a mutable registry).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from ._claims import Claim
+from ._claims import jsonable as _jsonable
 
-from ..errors import ConfigError
-
-__all__ = ["Claim", "Context", "Experiment", "register", "get", "names", "REGISTRY"]
-
-
-def _jsonable(x: Any) -> Any:
-    """Convert NumPy/JAX scalars and arrays to plain JSON values (non-finite floats become strings)."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (str, bool)) or x is None:
-        return x
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    arr = np.asarray(x)
-    if arr.dtype == bool:
-        return arr.tolist()
-    if arr.ndim:
-        return [_jsonable(v) for v in arr.tolist()]
-    v = float(arr)
-    return v if math.isfinite(v) else str(v)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checked statement of a paper: what theory expects, what was measured, and the tolerance."""
-
-    paper: str
-    claim: str
-    statement: str
-    expected: Any
-    measured: Any
-    tolerance: Any
-    passed: bool
-
-    def to_dict(self) -> dict:
-        return {
-            "paper": self.paper, "claim": self.claim, "statement": self.statement,
-            "expected": _jsonable(self.expected), "measured": _jsonable(self.measured),
-            "tolerance": _jsonable(self.tolerance), "passed": bool(self.passed),
-        }
+__all__ = ["StepExperiment", "Experiment", "Context", "register"]
 
 
 @dataclass
@@ -106,40 +61,32 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """A registered reproduction: ``steps`` run in order, each recording claims/figures/rows into a Context."""
+class StepExperiment:
+    """A 0.1 reproduction: ``steps`` run in order, each recording claims/figures/rows into a Context."""
 
     name: str
     title: str
     reference: str
     bibtex: str
     steps: tuple[Callable[[Context], None], ...]
+    not_reproduced: dict = field(default_factory=dict)
 
-    def run(self, ctx: Context, *, on_step: Callable[[str], None] | None = None) -> list[Claim]:
-        for step in self.steps:
-            if on_step is not None:
-                on_step(step.__name__)
-            step(ctx)
-        return ctx.claims
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return tuple(s.__name__ for s in self.steps)
 
-
-REGISTRY: dict[str, Experiment] = {}
+    def __hash__(self):
+        return hash(self.name)
 
 
-def register(exp: Experiment) -> Experiment:
-    REGISTRY[exp.name] = exp
+Experiment = StepExperiment  # the name the legacy modules import
+
+
+def register(exp: StepExperiment) -> StepExperiment:
+    """Kept for the legacy modules: returns ``exp`` and binds it as the calling module's ``EXPERIMENT`` when that
+    name is free (ji2019 calls ``register(...)`` without keeping the result; the built-in list in
+    :mod:`._registry` names ``module:EXPERIMENT``)."""
+    import sys
+
+    sys._getframe(1).f_globals.setdefault("EXPERIMENT", exp)
     return exp
-
-
-def names() -> list[str]:
-    return sorted(REGISTRY)
-
-
-def get(name: str) -> Experiment:
-    if name not in REGISTRY:
-        raise ConfigError(f"experiment: expected one of {', '.join(names()) or '(none)'} or 'all', got {name!r}")
-    return REGISTRY[name]
-
-
-def dump_claims(claims: list[Claim], path: Path) -> None:
-    Path(path).write_text(json.dumps([c.to_dict() for c in claims], indent=2))

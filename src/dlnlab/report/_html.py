@@ -21,7 +21,7 @@ from typing import Any
 
 from ._io import atomic_write_text
 
-__all__ = ["write_report", "render_report", "machine_info", "format_value", "DLNLAB_BIBTEX"]
+__all__ = ["write_report", "render_report", "machine_info", "format_value", "format_tolerance", "DLNLAB_BIBTEX"]
 
 DLNLAB_BIBTEX = """@software{dlnlab,
   title  = {dlnlab: a laboratory for deep linear networks},
@@ -46,6 +46,8 @@ figure{flex:1 1 420px;max-width:560px;margin:.3em 0}
 figure img{width:100%;border:1px solid #e3e6ec}figcaption{font-size:.85em;color:#5a6372}
 pre{background:#f6f8fa;border:1px solid #e3e6ec;padding:.8em;overflow-x:auto;font-size:.85em}
 .ref{font-style:italic}
+.nr{background:#fff3d6;color:#8a5a00}.unexp{background:#f3e1fb;color:#6d1d91}
+tr.not_reproduced td{background:#fffaf0}
 """
 
 
@@ -79,6 +81,19 @@ def format_value(v: Any, *, digits: int = 6, max_items: int = 8) -> str:
     except Exception:  # noqa: BLE001 - fall back to str for anything exotic
         pass
     return str(v)
+
+
+def format_tolerance(t: Any) -> str:
+    """A typed tolerance as text: ``rtol 1e-06, atol 0``, ``at most 1e-07``, ``at least 0.99``, ``holds``."""
+    if isinstance(t, Mapping) and "kind" in t:
+        kind = t["kind"]
+        if kind == "close":
+            return f"rtol {format_value(t.get('rtol'))}, atol {format_value(t.get('atol'))}"
+        if kind in ("at_most", "at_least"):
+            return f"{kind.replace('_', ' ')} {format_value(t.get('bound'))}"
+        if kind == "holds":
+            return "holds (must be true)"
+    return format_value(t)
 
 
 def machine_info() -> dict[str, str]:
@@ -134,28 +149,62 @@ def _figs(paths) -> str:
     return f'<div class="figs">{"".join(imgs)}</div>' if imgs else ""
 
 
-def _claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
+_BADGES = {
+    "passed": ("ok", "pass"),
+    "failed": ("bad", "FAIL"),
+    "not_reproduced": ("nr", "not reproduced (declared)"),
+    "unexpected": ("unexp", "unexpected pass"),
+}
+
+
+def _outcome(c: Mapping[str, Any], declared: Mapping[str, Sequence[str]]) -> str:
+    outcome = c.get("outcome") or ("passed" if c.get("passed") else "failed")
+    if outcome == "passed" and c.get("claim") in declared.get(c.get("paper"), ()):
+        return "unexpected"
+    return outcome
+
+
+def _claims_table(claims: Sequence[Mapping[str, Any]], declared: Mapping[str, Sequence[str]] | None = None) -> str:
+    declared = declared or {}
     head = (
         "<tr><th>paper</th><th>claim</th><th>statement</th><th>expected</th><th>measured</th>"
-        "<th>tolerance</th><th>result</th></tr>"
+        "<th>tolerance</th><th>outcome</th></tr>"
     )
     body = []
     for c in claims:
-        ok = bool(c.get("passed"))
-        badge = (
-            '<span class="badge ok">pass</span>' if ok else '<span class="badge bad">FAIL</span>'
-        )
+        outcome = _outcome(c, declared)
+        cls, word = _BADGES.get(outcome, ("bad", outcome))
+        row = {"passed": "pass", "failed": "fail", "unexpected": "fail"}.get(outcome, outcome)
         body.append(
-            f'<tr class="{"pass" if ok else "fail"}"><td>{_e(c.get("paper", ""))}</td>'
+            f'<tr class="{_e(row)}"><td>{_e(c.get("paper", ""))}</td>'
             f"<td>{_e(c.get('claim', ''))}</td><td>{_e(c.get('statement', ''))}</td>"
             f'<td class="num">{_e(format_value(c.get("expected")))}</td>'
             f'<td class="num">{_e(format_value(c.get("measured")))}</td>'
-            f'<td class="num">{_e(format_value(c.get("tolerance")))}</td><td>{badge}</td></tr>'
+            f'<td class="num">{_e(format_tolerance(c.get("tolerance")))}</td>'
+            f'<td><span class="badge {cls}">{_e(word)}</span></td></tr>'
         )
     if not body:
         body.append('<tr><td colspan="7">no claims were checked</td></tr>')
-    cols = "".join(f'<col style="width:{w}%">' for w in (8, 11, 35, 15, 15, 9, 7))
+    cols = "".join(f'<col style="width:{w}%">' for w in (8, 11, 33, 14, 14, 11, 9))
     return f'<table class="claims"><colgroup>{cols}</colgroup>{head}{"".join(body)}</table>'
+
+
+def _link(target: str) -> str:
+    """A docs link: http(s) URLs and relative paths become links, anything else (javascript:, data:) text."""
+    t = str(target)
+    safe = t.startswith(("https://", "http://")) or (":" not in t.split("/")[0] and not t.startswith("//"))
+    return f'<a href="{_e(t)}">{_e(t)}</a>' if safe else _e(t)
+
+
+def _declared_list(exp) -> str:
+    items = []
+    for cid, nr in dict(getattr(exp, "not_reproduced", {}) or {}).items():
+        evidence = getattr(nr, "evidence", None) or (nr[0] if isinstance(nr, (tuple, list)) else str(nr))
+        docs = getattr(nr, "docs", None) or (nr[1] if isinstance(nr, (tuple, list)) and len(nr) > 1 else "")
+        items.append(f"<li><code>{_e(cid)}</code>: {_e(evidence)} (see {_link(docs)})</li>")
+    if not items:
+        return ""
+    return "<p>Declared not reproduced (a finding, registered before the run):</p><ul>" + "".join(items) + "</ul>"
 
 
 def _frame_table(df, *, max_rows: int = 200) -> str:
@@ -186,17 +235,24 @@ def render_report(
     config: Mapping[str, Any] | None = None,
     sweep: Mapping[str, Any] | None = None,
     title: str = "dlnlab report",
+    seconds: Mapping[str, float] | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
     from .. import __version__
 
     claims = [_as_dict(c) for c in claims]
     figures = dict(figures or {})
-    n_bad = sum(not c.get("passed") for c in claims)
+    seconds = dict(seconds or {})
+    declared = {e.name: tuple(getattr(e, "not_reproduced", ()) or ()) for e in experiments}
+    outcomes = [_outcome(c, declared) for c in claims]
+    n_bad = sum(o in ("failed", "unexpected") for o in outcomes)
+    n_nr = outcomes.count("not_reproduced")
+    nr = f", {n_nr} not reproduced as declared" if n_nr else ""
     status = (
-        f'<span class="badge ok">{len(claims)} of {len(claims)} claims passed</span>'
+        f'<span class="badge ok">{outcomes.count("passed")} of {len(claims)} claims passed{_e(nr)}</span>'
         if n_bad == 0
-        else f'<span class="badge bad">{n_bad} of {len(claims)} claims failed</span>'
+        else f'<span class="badge bad">{n_bad} of {len(claims)} claims not as declared '
+        f"({outcomes.count('failed')} failed, {outcomes.count('unexpected')} unexpected passes)</span>"
     )
     if sweep is not None and not claims:
         status = f'<span class="badge ok">{_e(sweep.get("status", "sweep"))}</span>'
@@ -211,13 +267,18 @@ def render_report(
         f"{_e(time.strftime('%Y-%m-%d %H:%M:%S'))} &middot; {status}</p>",
     ]
     if claims or experiments:
-        parts += ["<h2>Summary of claims</h2>", _claims_table(claims)]
+        parts += ["<h2>Summary of claims</h2>", _claims_table(claims, declared)]
     for exp in experiments:
-        mine = [c for c in claims if c.get("paper") == exp.name]
-        bad = sum(not c.get("passed") for c in mine)
+        mine = [_outcome(c, declared) for c in claims if c.get("paper") == exp.name]
+        took = f" Run time {seconds[exp.name]:.1f} s." if exp.name in seconds else ""
         parts.append(f'<h2 id="{_e(exp.name)}">{_e(exp.name)}: {_e(exp.title)}</h2>')
         parts.append(f'<p class="ref">{_e(exp.reference)}</p>')
-        parts.append(f'<p class="meta">{len(mine)} claims, {bad} failed.</p>')
+        parts.append(
+            f'<p class="meta">{len(mine)} claims: {mine.count("passed")} passed, {mine.count("failed")} failed, '
+            f'{mine.count("not_reproduced")} not reproduced (declared), {mine.count("unexpected")} unexpected '
+            f"passes.{_e(took)}</p>"
+        )
+        parts.append(_declared_list(exp))
         parts.append(_figs(figures.get(exp.name, [])))
     if sweep is not None:
         parts.append(f'<h2 id="sweep">Sweep: {_e(sweep.get("name", ""))}</h2>')
@@ -250,6 +311,7 @@ def write_report(
     sweep: Mapping[str, Any] | None = None,
     filename: str = "report.html",
     title: str = "dlnlab report",
+    seconds: Mapping[str, float] | None = None,
 ) -> Path:
     """Write ``out/report.html`` (atomically) and return its path.
 
@@ -260,6 +322,7 @@ def write_report(
         config: the run configuration shown in the report (command line, quick, seed, ...).
         sweep: optional sweep section: ``name``, ``summary`` (dict), ``figures`` (paths), ``table``
             (DataFrame).
+        seconds: experiment name -> run time, shown in its section.
     """
     text = render_report(
         claims=claims,
@@ -268,6 +331,7 @@ def write_report(
         config=config,
         sweep=sweep,
         title=title,
+        seconds=seconds,
     )
     path = Path(out) / filename
     atomic_write_text(path, text)

@@ -119,10 +119,7 @@ def plot_sweep(
         metrics: numeric columns to plot.
         out: folder for the figures (created).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing global to close
 
     axes = list(axes)
     if not 1 <= len(axes) <= 2:
@@ -146,7 +143,8 @@ def plot_sweep(
     paths = []
     for metric in metrics:
         data = df if metric == "diverged_fraction" else ok
-        fig, ax = plt.subplots(figsize=(5.0, 3.6))
+        fig = Figure(figsize=(5.0, 3.6))
+        ax = fig.subplots()
         if len(axes) == 1:
             _line(ax, data, axes[0], metric)
         else:
@@ -156,6 +154,5 @@ def plot_sweep(
         stem = out / f"{prefix}_{metric}"
         fig.savefig(stem.with_suffix(".svg"), bbox_inches="tight")
         fig.savefig(stem.with_suffix(".png"), dpi=110, bbox_inches="tight")
-        plt.close(fig)
         paths.append(stem.with_suffix(".png"))
     return paths
