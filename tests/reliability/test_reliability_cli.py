@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -25,6 +26,8 @@ import dlnlab.report as report
 from dlnlab import experiments
 from dlnlab.cli import main
 from dlnlab.sweep import _api as sweep_api
+
+os.environ.setdefault("DLNLAB_STORE_KEY", "dlnlab-tests")  # sign test stores with a test key, not ~/.config
 
 rh.register_cheap()
 ROOT = Path(tempfile.mkdtemp(prefix="dlnlab-cli-fuzz-"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import html.parser
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from dlnlab.errors import ConfigError
 from dlnlab.report import write_report
 from dlnlab.sweep import _api as sweep_api
 from dlnlab.sweep import _executors
+
+os.environ.setdefault("DLNLAB_STORE_KEY", "dlnlab-tests")  # sign test stores with a test key, not ~/.config
 
 SRC = Path(dlnlab.__file__).parent
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'

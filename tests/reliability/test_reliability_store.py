@@ -28,6 +28,8 @@ from dlnlab.errors import ConfigError, DataError
 from dlnlab.sweep import Store, load_spec, load_trajectory, run_id
 from dlnlab.sweep import _api as sweep_api
 
+os.environ.setdefault("DLNLAB_STORE_KEY", "dlnlab-tests")  # sign test stores with a test key, not ~/.config
+
 rh.register_cheap()
 CFG = {"function": rh.CHEAP, "seeds": 4, "fixed": {"n": 60},
        "grid": {"x": [round(0.1 * i, 1) for i in range(1, 26)]}}

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from dlnlab.cli import main
-from dlnlab.sweep import Field, Sweepable, get_sweepable, register_sweepable, sweepable_names
+from dlnlab.errors import ConfigError, DataError
+from dlnlab.sweep import Field, Store, Sweepable, get_sweepable, load_trajectory, register_sweepable, sweepable_names
 from dlnlab.sweep import _api as sweep_api
 
 CHEAP = "hardening_cheap"
@@ -193,3 +194,84 @@ def test_pool_workers_exit_when_the_sweep_process_is_sigkilled(tmp_path):
                 os.kill(w, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# -- 3. a plot never mixes sweeps; edits are detected ----------------------------------------------
+
+CFG_B = {"function": CHEAP, "seeds": 2, "grid": {"x": [3.0, 4.0]}, "fixed": {"n": 7}}
+
+
+class _DiesAfterOneBatch(_Serial):
+    def run(self, batches):
+        for i, res in super().run(batches):
+            yield i, res
+            raise RuntimeError("killed (test)")
+
+
+def test_plot_after_a_killed_sweep_never_draws_the_previous_sweeps_table(tmp_path, capsys, monkeypatch):
+    store = tmp_path / "store"
+    _sweep(store)  # sweep A: complete
+    monkeypatch.setattr(sweep_api, "make_executor", lambda *a, **k: _DiesAfterOneBatch())
+    with pytest.raises(RuntimeError, match="killed"):
+        _sweep(store, CFG_B)  # sweep B: its sweep.json is written, one batch stored, then it dies
+    assert json.loads((store / "sweep.json").read_text())["grid"] == CFG_B["grid"]
+    code, _, err = _cli(capsys, ["plot", store])
+    line = _one_clear_line(code, err)
+    assert "2 of 4 runs" in line and "another sweep" in line, line
+    assert not (store / "figures").exists()
+    with pytest.raises(ConfigError, match="^out: "):
+        sweep_api.load_results(store)
+
+
+def test_a_table_that_does_not_match_its_sweep_is_rebuilt_from_the_records(tmp_path, capsys):
+    store = tmp_path / "store"
+    _sweep(store)  # sweep A
+    b = {**CFG_B, "grid": {"x": [0.5, 2.0]}, "fixed": {}}  # sweep B: runs that A already stored
+    spec_b = sweep_api.load_spec(b)
+    meta = json.loads((store / "sweep.json").read_text())
+    meta.update(grid=b["grid"], runs=[sweep_api.run_id(CHEAP, c) for c in spec_b.expand()])
+    (store / "sweep.json").write_text(json.dumps(meta))  # as a running sweep B leaves it
+    df = sweep_api.load_results(store)
+    assert sorted(df["run_id"]) == sorted(meta["runs"]) and sorted(set(df["x"])) == [0.5, 2.0]
+    code, out, err = _cli(capsys, ["plot", store])
+    assert code == 0, err
+
+
+def test_an_edited_table_is_not_plotted_as_is(tmp_path, capsys):
+    store = tmp_path / "store"
+    truth = _sweep(store)
+    edited = truth.copy()
+    edited["final_loss"] = -1.0
+    edited.to_parquet(store / "results.parquet", index=False)
+    df = sweep_api.load_results(store)  # rebuilt from the verified records
+    assert (df["final_loss"] > 0).all()
+    pd.testing.assert_frame_equal(df.sort_values("run_id").reset_index(drop=True)[["run_id", "final_loss"]],
+                                  truth.sort_values("run_id").reset_index(drop=True)[["run_id", "final_loss"]])
+    # An untouched store is read as written (the manifest matches).
+    _sweep(store)
+    pd.testing.assert_frame_equal(sweep_api.load_results(store), pd.read_parquet(store / "results.parquet"))
+
+
+def _forge(store: Path, rid: str, change):
+    """Edit a record the way someone who knows the format would: change it, recompute its SHA-256."""
+    import hashlib
+
+    path = store / "runs" / f"{rid}.json"
+    rec = json.loads(path.read_text())
+    change(rec)
+    body = {k: v for k, v in rec.items() if k not in ("sha256", "mac")}
+    rec["sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    path.write_text(json.dumps(rec, sort_keys=True))
+
+
+def test_an_edited_record_with_a_recomputed_checksum_is_detected_and_recomputed(tmp_path):
+    store = tmp_path / "store"
+    truth = _sweep(store).set_index("run_id")
+    rid = truth.index[0]
+    _forge(store, rid, lambda rec: rec["metrics"].update(final_loss=123.0))
+    assert Store(store).record(rid) is None and not Store(store).is_done(rid)
+    with pytest.raises(DataError):
+        load_trajectory(store, rid)
+    again = _sweep(store).set_index("run_id")  # the next sweep recomputes it
+    assert again.loc[rid, "final_loss"] == truth.loc[rid, "final_loss"] != 123.0
+    assert Store(store).is_done(rid)

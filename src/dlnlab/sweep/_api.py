@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import tempfile
@@ -23,9 +24,12 @@ from ..errors import ConfigError
 from ..report._io import atomic_write_text
 from ._config import SweepSpec, load_spec, run_id
 from ._executors import make_executor
+from ._integrity import check_manifest
 from ._store import Store, check_lock_timeout
 
-__all__ = ["sweep", "plot_store", "plan_batches"]
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+__all__ = ["sweep", "plot_store", "plan_batches", "load_results"]
 
 
 def plan_batches(todo: list[tuple[str, dict]], fn) -> list[tuple[str, list[tuple[str, dict]]]]:
@@ -117,25 +121,85 @@ def _plot_metrics(df, metrics) -> list[str]:
     return keep
 
 
+def _sweep_meta(out: Path, raw: bytes) -> dict:
+    """``sweep.json`` as written by :func:`sweep`, or one clear error (it is read from disk: never trusted)."""
+    where = str(out / "sweep.json")
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        meta = exc
+    problem = None
+    if not isinstance(meta, dict):
+        problem = f"{type(meta).__name__} instead of a JSON object"
+    elif not (isinstance(meta.get("runs"), list) and all(isinstance(r, str) and _RUN_ID.fullmatch(r)
+                                                          for r in meta["runs"])):
+        problem = "'runs' that is not a list of run ids (32 hex digits)"
+    elif not (isinstance(meta.get("metrics", []), list) and all(isinstance(m, str) for m in meta.get("metrics", []))):
+        problem = "'metrics' that is not a list of names"
+    elif not (isinstance(meta.get("varying_axes", []), list) and all(
+            isinstance(a, list) and a and all(isinstance(f, str) for f in a) for a in meta.get("varying_axes", []))):
+        problem = "'varying_axes' that is not a list of lists of field names"
+    if problem:
+        raise ConfigError(f"out: expected a sweep.json written by dlnlab sweep, got {problem} in {where!r}")
+    return meta
+
+
+def _load(out: Path) -> tuple[dict, object]:
+    import pandas as pd
+
+    try:
+        raw = (out / "sweep.json").read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"out: expected a finished sweep folder (sweep.json and results.parquet), got {str(out)!r} "
+            f"({exc.strerror or exc})"
+        ) from None
+    meta = _sweep_meta(out, raw)
+    try:
+        table = (out / "results.parquet").read_bytes()
+    except OSError as exc:
+        table, why = None, f"no readable results.parquet ({exc.strerror or exc})"
+    try:
+        man = json.loads((out / "manifest.json").read_bytes())
+    except (OSError, ValueError):
+        man = None
+    if table is not None:
+        why = check_manifest(man, raw, table)
+        if why is None:
+            try:
+                return meta, pd.read_parquet(io.BytesIO(table))
+            except (OSError, ValueError) as exc:  # the manifest matched: the writer produced this table
+                why = f"results.parquet does not parse ({exc})"
+    # The table is not the one this sweep wrote: rebuild it from the verified run records, if all are there.
+    store = Store(out)
+    runs = meta["runs"]
+    stored = [rid for rid in runs if store.record(rid) is not None]
+    if len(stored) < len(runs):
+        raise ConfigError(
+            f"out: expected a finished sweep in {str(out)!r}, got {len(stored)} of {len(runs)} runs of its "
+            f"sweep.json stored and {why}; run that sweep again to finish it, or wait for it"
+        )
+    return meta, store.table(runs, metrics=meta.get("metrics", []))
+
+
+def load_results(out):
+    """The results table (a pandas DataFrame) of the sweep in folder ``out``, verified: the stored
+    ``results.parquet`` when its manifest ties it to ``sweep.json``, else a table rebuilt from the run records
+    (each verified with its checksum and store key); a sweep that is still running, or was killed before it
+    stored every run, is a :class:`~dlnlab.errors.ConfigError` (never the previous sweep's table)."""
+    return _load(Path(out))[1]
+
+
 def plot_store(out, *, x: str | None = None, y: str | None = None, metrics=None) -> list[Path]:
     """Plot a finished sweep folder: lines with seed bands (one varying axis) or heatmaps (two).
 
     ``x``/``y`` pick the config fields to plot against (default: the sweep's varying axes);
-    ``metrics`` defaults to every metric that varies.
+    ``metrics`` defaults to every metric that varies. The table is :func:`load_results`'s.
     """
-    import pandas as pd
-
     from ..report import plot_sweep
 
     out = Path(out)
-    try:
-        meta = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
-        df = pd.read_parquet(out / "results.parquet")
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"out: expected a finished sweep folder (sweep.json and results.parquet), got {str(out)!r} "
-            f"({getattr(exc, 'strerror', None) or exc})"
-        ) from None
+    meta, df = _load(out)
     axes = [a[0] for a in meta.get("varying_axes", [])]
     if x is not None:
         axes = [x] + ([y] if y is not None else [a for a in axes if a != x][:1])
@@ -241,6 +305,7 @@ def sweep(
             progress.close()
         df = store.table(ids, metrics=fn.metrics)
         store.write_table(df)
+        store.write_manifest(ids)  # last: ties the table to this sweep.json and these records
         figures = []
         if plot and spec.varying_axes and len(spec.varying_axes) <= 2:
             figures = plot_store(out)

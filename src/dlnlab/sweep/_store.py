@@ -4,21 +4,22 @@ Layout of a store folder::
 
     runs/<run_id>.npz     trajectories (NumPy arrays; written first, loaded with allow_pickle=False)
     runs/<run_id>.json    {run_id, function, version, config, status, message, metrics, seconds,
-                          npz_sha256, sha256}:
-    the commit
-                          marker, written last, so a run is done exactly when its JSON exists and
-                          parses
-    sweep.json            the last sweep spec run here (for `dlnlab plot`)
+                          npz_sha256, sha256, mac}: the commit marker, written last, so a run is done
+                          exactly when its JSON exists and verifies
+    sweep.json            the last sweep spec run here (written when a sweep starts)
     results.parquet       one row per run of that sweep: config fields, metrics, status
+    manifest.json         ties results.parquet to sweep.json and the records (written last)
     .lock                 held while a sweep writes (a second sweep on the same folder waits for it)
     .lock.owner           who holds the lock (pid, host, start time), for the waiting message
 
 Every file is written to a temporary name and renamed into place (:mod:`dlnlab.report._io`), so a
 sweep killed with SIGKILL leaves complete files and, at worst, temporaries that the next run
-removes. Every record carries the SHA-256 of its trajectory file and of itself; both are checked
-when a run is read, so a corrupted or hand-edited run counts as not done and is recomputed, and
-:func:`load_trajectory` refuses it. Failed runs are stored too (status ``"failed"`` with the
-error) and retried by the next sweep; diverged runs are results and kept.
+removes. Every record carries the SHA-256 of its trajectory file and of itself (accidents) and an
+HMAC under the user's store key (edits; see :mod:`dlnlab.sweep._integrity` for what each
+guarantees); all are checked when a run is read, and its arrays must load as plain numeric arrays, so
+a corrupted, edited or forged run counts as not done and is recomputed, and :func:`load_trajectory`
+refuses it. Failed runs are stored too (status ``"failed"`` with the error) and retried by the next
+sweep; diverged runs are results and kept.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 from .._checks import as_float
 from ..errors import ConfigError, DataError
 from ..report._io import TMP_SUFFIX, atomic_write_bytes, atomic_write_text
+from . import _integrity
 
 __all__ = ["Store", "load_trajectory", "check_lock_timeout"]
 
@@ -46,10 +48,19 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _body(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if k not in ("sha256", "mac")}
+
+
 def _record_digest(rec: dict) -> str:
-    """The checksum of a record: SHA-256 of its canonical JSON without the ``sha256`` field."""
-    body = {k: v for k, v in rec.items() if k != "sha256"}
-    return _sha256(json.dumps(body, sort_keys=True).encode("utf-8"))
+    """The checksum of a record: SHA-256 of its JSON (sorted keys) without the ``sha256`` and ``mac`` fields."""
+    return _sha256(json.dumps(_body(rec), sort_keys=True).encode("utf-8"))
+
+
+def _plain_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, refusing anything that would need unpickling."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def _json_safe(x):
@@ -90,6 +101,14 @@ class Store:
         self.on_wait = on_wait
         self.waited = 0.0  # seconds spent waiting for another sweep
         self._lock = None
+        self._key = None
+
+    @property
+    def key(self) -> bytes:
+        """The store key that signs and verifies records (read once per Store)."""
+        if self._key is None:
+            self._key = _integrity.store_key()
+        return self._key
 
     def __enter__(self):
         from filelock import FileLock, Timeout
@@ -166,20 +185,24 @@ class Store:
             rec = json.loads((self.runs / f"{rid}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(rec, dict) or rec.get("run_id") != rid:
+        if not isinstance(rec, dict) or rec.get("run_id") != rid or rec.get("sha256") != _record_digest(rec):
             return None
-        return rec if rec.get("sha256") == _record_digest(rec) else None
+        return rec if _integrity.verify(_body(rec), rec.get("mac"), self.key) else None
 
     def is_done(self, rid: str) -> bool:
-        """A verified record that did not fail, with a trajectory matching its checksum."""
+        """A verified record that did not fail, with a trajectory matching its checksum and made of plain
+        numeric arrays (a forged object array is recomputed, never trusted)."""
         rec = self.record(rid)
         if rec is None or rec.get("status") == "failed":
             return False
         try:
             data = (self.runs / f"{rid}.npz").read_bytes()
-        except OSError:
+            if _sha256(data) != rec.get("npz_sha256"):
+                return False
+            _plain_arrays(data)
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
             return False
-        return _sha256(data) == rec.get("npz_sha256")
+        return True
 
     def write(
         self, rid: str, *, function: str, version: str, config: dict, outcome: dict, seconds: float
@@ -205,6 +228,7 @@ class Store:
         }
         rec = _json_safe(rec)
         rec["sha256"] = _record_digest(rec)
+        rec["mac"] = _integrity.mac(_body(rec), self.key)
         atomic_write_text(self.runs / f"{rid}.json", json.dumps(rec, sort_keys=True))
         return rec
 
@@ -243,6 +267,17 @@ class Store:
         df.to_parquet(buf, index=False)
         return atomic_write_bytes(self.root / name, buf.getvalue())
 
+    def write_manifest(self, rids: list[str]) -> Path:
+        """Tie ``results.parquet`` to ``sweep.json`` and the records of ``rids``: written last, atomically."""
+        records = {}
+        for rid in rids:
+            rec = self.record(rid)
+            if rec is not None:
+                records[rid] = rec["sha256"]
+        man = _integrity.manifest((self.root / "sweep.json").read_bytes(), rids, records,
+                                  (self.root / "results.parquet").read_bytes())
+        return atomic_write_text(self.root / "manifest.json", json.dumps(man, indent=1))
+
 
 def load_trajectory(out, rid: str) -> dict[str, np.ndarray]:
     """The stored trajectory arrays of run ``rid`` in store ``out``, verified against the
@@ -254,13 +289,12 @@ def load_trajectory(out, rid: str) -> dict[str, np.ndarray]:
     data = path.read_bytes()
     if rec is None or _sha256(data) != rec.get("npz_sha256"):
         raise DataError(
-            f"run_id: the trajectory of {rid!r} under {str(out)!r} fails its checksum (corrupted or "
-            "unrecorded); expected an intact run: sweep again to recompute it"
+            f"run_id: the trajectory of {rid!r} under {str(out)!r} fails its checksum (corrupted, edited, "
+            "unrecorded or signed with another store key); expected an intact run: sweep again to recompute it"
         )
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        return _plain_arrays(data)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(
             f"run_id: the trajectory of {rid!r} is not a plain array file ({exc}); expected "
             "numeric arrays"
