@@ -1,5 +1,6 @@
 """Theory: what deep linear networks should do (closed forms, limits, bounds), one paper per module."""
 
+from . import diagonal as diagonal
 from . import dmf as dmf
 from . import exact as exact
 from . import flat as flat
