@@ -6,6 +6,7 @@ Sweeps run a NumPy-only sweepable function in this process (the store logic is w
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -275,3 +276,136 @@ def test_an_edited_record_with_a_recomputed_checksum_is_detected_and_recomputed(
     again = _sweep(store).set_index("run_id")  # the next sweep recomputes it
     assert again.loc[rid, "final_loss"] == truth.loc[rid, "final_loss"] != 123.0
     assert Store(store).is_done(rid)
+
+
+# -- 4. a broken store gets one clear line (exit 2), never a traceback --------------------------------
+
+
+def _toml(tmp_path, cfg=CFG) -> Path:
+    path = tmp_path / "cfg.toml"
+    grid = "".join(f"{k} = {json.dumps(v)}\n" for k, v in cfg["grid"].items())
+    fixed = "".join(f"{k} = {json.dumps(v)}\n" for k, v in cfg.get("fixed", {}).items())
+    path.write_text(f'function = "{cfg["function"]}"\nseeds = {cfg["seeds"]}\n[fixed]\n{fixed}[grid]\n{grid}')
+    return path
+
+
+class _Counting(_Serial):
+    batches = 0
+
+    def run(self, batches):
+        for item in super().run(batches):
+            _Counting.batches += 1
+            yield item
+
+
+@pytest.mark.parametrize("where", ["store", "runs"])
+def test_a_read_only_store_is_refused_before_any_run_is_computed(tmp_path, capsys, monkeypatch, where):
+    import tempfile
+
+    store = tmp_path / "store"
+    _sweep(store, {**CFG, "seeds": 1})  # an existing store
+    folder = store if where == "store" else store / "runs"
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    else:  # root ignores permission bits: refuse file creation in that folder the way the kernel would
+        real = tempfile.mkstemp
+
+        def mkstemp(*a, dir=None, **k):
+            if dir is not None and Path(dir) == folder:
+                raise PermissionError(13, "Permission denied", str(dir))
+            return real(*a, dir=dir, **k)
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(sweep_api, "make_executor", lambda *a, **k: _Counting())
+    _Counting.batches = 0
+    try:
+        code, _, err = _cli(capsys, ["sweep", _toml(tmp_path), "--out", store, "--quiet", "--no-plot"])
+    finally:
+        folder.chmod(0o755)
+    line = _one_clear_line(code, err)
+    assert "writable" in line and str(folder) in line, line
+    assert _Counting.batches == 0  # refused before computing: no work is lost
+
+
+@pytest.mark.parametrize("name", ["runs/{rid}.json", "runs/{rid}.npz", "results.parquet", ".lock", "sweep.json",
+                                  "manifest.json", "figures", "runs"])
+def test_a_folder_or_file_where_the_store_needs_the_other_is_one_clear_line(tmp_path, capsys, monkeypatch, name):
+    store = tmp_path / "store"
+    (store / "runs").mkdir(parents=True)
+    rid = sweep_api.run_id(CHEAP, sweep_api.load_spec(CFG).expand()[0])
+    path = store / name.format(rid=rid)
+    if name in ("figures", "runs"):
+        if path.is_dir():
+            path.rmdir()
+        path.write_text("a file where a folder belongs")
+    else:
+        (path / "inner").mkdir(parents=True)
+    monkeypatch.setattr(sweep_api, "make_executor", lambda *a, **k: _Counting())
+    _Counting.batches = 0
+    code, _, err = _cli(capsys, ["sweep", _toml(tmp_path), "--out", store, "--quiet"])
+    line = _one_clear_line(code, err)
+    assert str(path) in line, line
+    assert _Counting.batches == 0
+
+
+@pytest.mark.parametrize("meta", [[1, 2], "text", {"runs": "abc"}, {"runs": ["../../etc/passwd"]},
+                                  {"runs": [], "varying_axes": [1, 2]}, {"runs": [], "varying_axes": "x"},
+                                  {"runs": [], "metrics": [None]}, None])
+def test_a_malformed_sweep_json_is_one_clear_line_for_plot(tmp_path, capsys, meta):
+    store = tmp_path / "store"
+    _sweep(store)
+    (store / "sweep.json").write_text(json.dumps(meta))
+    code, _, err = _cli(capsys, ["plot", store])
+    line = _one_clear_line(code, err)
+    assert "sweep.json" in line
+
+
+def test_a_forged_object_array_trajectory_is_recomputed_not_trusted(tmp_path):
+    """Even with every checksum recomputed by someone holding the store key, an object array is never
+    unpickled and the run counts as not done: the next sweep recomputes it."""
+    import hashlib
+
+    from dlnlab.sweep import _integrity
+
+    store = tmp_path / "store"
+    truth = _sweep(store).set_index("run_id")
+    rid = truth.index[1]
+    buf = io.BytesIO()
+    np.savez(buf, loss=np.array([{"evil": 1}], dtype=object))
+    (store / "runs" / f"{rid}.npz").write_bytes(buf.getvalue())
+
+    def forge(rec):
+        rec["npz_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+
+    _forge(store, rid, forge)
+    path = store / "runs" / f"{rid}.json"
+    rec = json.loads(path.read_text())
+    rec["mac"] = _integrity.mac({k: v for k, v in rec.items() if k not in ("sha256", "mac")})
+    path.write_text(json.dumps(rec))
+    assert Store(store).record(rid) is not None  # the record itself verifies (the key holder forged it)
+    assert not Store(store).is_done(rid)
+    with pytest.raises(DataError, match="plain array"):
+        load_trajectory(store, rid)
+    _sweep(store)
+    assert Store(store).is_done(rid)
+    np.testing.assert_array_equal(load_trajectory(store, rid)["loss"].shape, (5,))
+
+
+def test_a_write_that_fails_mid_sweep_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from dlnlab.sweep import _store
+
+    real, calls = _store.atomic_write_bytes, []
+
+    def full_disk(path, data):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(_store, "atomic_write_bytes", full_disk)
+    store = tmp_path / "store"
+    code, _, err = _cli(capsys, ["sweep", _toml(tmp_path), "--out", store, "--quiet"])
+    line = _one_clear_line(code, err)
+    assert "No space left on device" in line and str(calls[2]) in line

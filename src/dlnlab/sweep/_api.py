@@ -270,75 +270,82 @@ def sweep(
         raise ConfigError(f"out: expected a folder path, got {str(out)!r}")
     out = Path(tempfile.mkdtemp(prefix="dlnlab-sweep-")) if out is None else Path(out).expanduser()
     started = time.time()
-    with Store(out, lock_timeout=lock_timeout) as store:
-        meta = {
-            **spec.to_dict(),
-            "version": __version__,
-            "runs": ids,
-            "metrics": list(fn.metrics),
-            "varying_axes": [list(a) for a in spec.varying_axes],
-        }
-        atomic_write_text(out / "sweep.json", json.dumps(meta, indent=2))
-        todo = [(rid, cfg) for rid, cfg in zip(ids, configs, strict=True) if not store.is_done(rid)]
-        skipped = len(ids) - len(todo)
-        diverged0 = sum(
-            1
-            for rid in ids
-            if (store.record(rid) or {}).get("status") == "diverged" and store.is_done(rid)
-        )
-        batches = plan_batches(todo, fn)
-        progress = _Progress(quiet, len(ids), skipped, diverged0, spec.name or fn.name, console)
-        try:
-            tasks = [(name, [cfg for _, cfg in runs], fn.batch_size) for name, runs in batches]
-            for bi, results in runner.run(tasks):
-                for (rid, cfg), (outcome, seconds) in zip(batches[bi][1], results, strict=True):
-                    rec = store.write(
-                        rid,
-                        function=fn.name,
-                        version=__version__,
-                        config=cfg,
-                        outcome=outcome,
-                        seconds=seconds,
-                    )
-                    progress.update(rec["status"])
-        finally:
-            progress.close()
-        df = store.table(ids, metrics=fn.metrics)
-        store.write_table(df)
-        store.write_manifest(ids)  # last: ties the table to this sweep.json and these records
-        figures = []
-        if plot and spec.varying_axes and len(spec.varying_axes) <= 2:
-            figures = plot_store(out)
-        if report:
-            from ..report import write_report
-
-            counts = df["status"].value_counts().to_dict() if len(df) else {}
-            summary = {
-                "function": fn.name,
-                "runs": len(ids),
-                "already stored": skipped,
-                "ran now": len(todo),
-                **{f"status {k}": v for k, v in sorted(counts.items())},
-                "axes": "; ".join(" + ".join(a) for a in spec.axes) or "-",
-                "seeds": list(spec.seeds),
-                "executor": runner.name,
-                "wall time (s)": round(time.time() - started, 1),
-                **({"waited for another sweep (s)": round(store.waited, 1)} if store.waited else {}),
+    try:
+        with Store(out, lock_timeout=lock_timeout) as store:
+            meta = {
+                **spec.to_dict(),
+                "version": __version__,
+                "runs": ids,
+                "metrics": list(fn.metrics),
+                "varying_axes": [list(a) for a in spec.varying_axes],
             }
-            config_rows = {"config": json.dumps(spec.to_dict()), "out": str(out)}
-            write_report(
-                out,
-                claims=[],
-                figures={},
-                config=config_rows,
-                sweep={
-                    "name": spec.name or fn.name,
-                    "status": f"{len(ids)} runs: "
-                    + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
-                    "summary": summary,
-                    "figures": figures,
-                    "table": df.drop(columns=["message"], errors="ignore"),
-                },
-                title=f"dlnlab sweep: {spec.name or fn.name}",
+            atomic_write_text(out / "sweep.json", json.dumps(meta, indent=2))
+            todo = [(rid, cfg) for rid, cfg in zip(ids, configs, strict=True) if not store.is_done(rid)]
+            store.check_runs(rid for rid, _ in todo)
+            skipped = len(ids) - len(todo)
+            diverged0 = sum(
+                1
+                for rid in ids
+                if (store.record(rid) or {}).get("status") == "diverged" and store.is_done(rid)
             )
+            batches = plan_batches(todo, fn)
+            progress = _Progress(quiet, len(ids), skipped, diverged0, spec.name or fn.name, console)
+            try:
+                tasks = [(name, [cfg for _, cfg in runs], fn.batch_size) for name, runs in batches]
+                for bi, results in runner.run(tasks):
+                    for (rid, cfg), (outcome, seconds) in zip(batches[bi][1], results, strict=True):
+                        rec = store.write(
+                            rid,
+                            function=fn.name,
+                            version=__version__,
+                            config=cfg,
+                            outcome=outcome,
+                            seconds=seconds,
+                        )
+                        progress.update(rec["status"])
+            finally:
+                progress.close()
+            df = store.table(ids, metrics=fn.metrics)
+            store.write_table(df)
+            store.write_manifest(ids)  # last: ties the table to this sweep.json and these records
+            figures = []
+            if plot and spec.varying_axes and len(spec.varying_axes) <= 2:
+                figures = plot_store(out)
+            if report:
+                from ..report import write_report
+
+                counts = df["status"].value_counts().to_dict() if len(df) else {}
+                summary = {
+                    "function": fn.name,
+                    "runs": len(ids),
+                    "already stored": skipped,
+                    "ran now": len(todo),
+                    **{f"status {k}": v for k, v in sorted(counts.items())},
+                    "axes": "; ".join(" + ".join(a) for a in spec.axes) or "-",
+                    "seeds": list(spec.seeds),
+                    "executor": runner.name,
+                    "wall time (s)": round(time.time() - started, 1),
+                    **({"waited for another sweep (s)": round(store.waited, 1)} if store.waited else {}),
+                }
+                config_rows = {"config": json.dumps(spec.to_dict()), "out": str(out)}
+                write_report(
+                    out,
+                    claims=[],
+                    figures={},
+                    config=config_rows,
+                    sweep={
+                        "name": spec.name or fn.name,
+                        "status": f"{len(ids)} runs: "
+                        + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+                        "summary": summary,
+                        "figures": figures,
+                        "table": df.drop(columns=["message"], errors="ignore"),
+                    },
+                    title=f"dlnlab sweep: {spec.name or fn.name}",
+                )
+    except OSError as exc:  # a file of the store that cannot be written (disk full, permissions)
+        if exc.filename is None or out.resolve() not in Path(exc.filename).resolve().parents:
+            raise
+        raise ConfigError(f"out: expected a writable store folder, got {str(out)!r} where {str(exc.filename)!r} "
+                          f"cannot be written ({exc.strerror or exc})") from None
     return df

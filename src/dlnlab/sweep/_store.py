@@ -30,6 +30,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -110,20 +111,41 @@ class Store:
             self._key = _integrity.store_key()
         return self._key
 
+    _FILES = ("sweep.json", "results.parquet", "manifest.json", "report.html", ".lock", ".lock.owner")
+
     def __enter__(self):
         from filelock import FileLock, Timeout
 
+        for folder in (self.root, self.runs):
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"out: expected a folder at {str(folder)!r}, got a file; remove it or use another "
+                                  "folder")
         try:
             self.runs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
                 f"out: expected a writable folder, got {str(self.root)!r} ({exc.strerror or exc})"
             ) from None
+        for name in self._FILES:
+            self._expect_file(self.root / name)
+        if (self.root / "figures").exists() and not (self.root / "figures").is_dir():
+            raise ConfigError(f"out: expected a folder at {str(self.root / 'figures')!r}, got a file; remove it or "
+                              "use another folder")
         self._lock = FileLock(str(self.root / ".lock"))
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
             self._wait(Timeout)
+        except OSError as exc:
+            self._lock = None
+            raise ConfigError(f"out: expected a lockable file {str(self.root / '.lock')!r}, got "
+                              f"{exc.strerror or exc}; expected a writable folder") from None
+        try:
+            for folder in (self.root, self.runs):  # before any run is computed: no work is lost to a write error
+                self._probe(folder)
+        except BaseException:
+            self.__exit__()
+            raise
         try:
             atomic_write_text(self.root / ".lock.owner",
                               f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}")
@@ -162,6 +184,31 @@ class Store:
                 f"got no release after {limit:g} s; wait longer or use another folder"
             ) from None
         self.waited = time.monotonic() - t0
+
+    @staticmethod
+    def _expect_file(path: Path) -> None:
+        if path.is_dir():
+            raise ConfigError(f"out: expected a file (or nothing) at {str(path)!r}, got a folder; remove it or use "
+                              "another folder")
+
+    @staticmethod
+    def _probe(folder: Path) -> None:
+        """Create and remove a temporary file in ``folder`` (what every atomic write does)."""
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=TMP_SUFFIX)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise ConfigError(
+                f"out: expected a writable folder, got {str(folder)!r} that refuses new files "
+                f"({exc.strerror or exc})"
+            ) from None
+
+    def check_runs(self, rids) -> None:
+        """Refuse, before computing, a run whose record or trajectory path is taken by a folder."""
+        for rid in rids:
+            for suffix in (".json", ".npz"):
+                self._expect_file(self.runs / f"{rid}{suffix}")
 
     def __exit__(self, *exc):
         if self._lock is not None:
