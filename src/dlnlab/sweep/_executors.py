@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -74,6 +76,36 @@ def _environ(env: dict[str, str]):
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _stdout_captured():
+    """Capture file descriptor 1 (not just ``sys.stdout``): LAPACK reports bad arguments with C ``printf``
+    (``** On entry to DLASCL parameter number 4 had an illegal value``) straight to the process's stdout, which is
+    the user's terminal or the pipe a script reads results from. Yields a list that receives the text."""
+    out: list[str] = []
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no usable fd 1 (an embedded interpreter): nothing to guard
+        yield out
+        return
+    libc = None
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+    text = io.StringIO()
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            with contextlib.redirect_stdout(text):  # Python-level prints, whatever sys.stdout is
+                yield out
+        finally:
+            if libc is not None:
+                libc.fflush(None)  # C stdio buffers the message while fd 1 is a file
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read(4096).decode("utf-8", "replace") + text.getvalue()[:4096])
+
+
 def run_batch(function: str, configs: list[dict], batch_size: int) -> list[tuple[dict, float]]:
     """Run one batch in this process: ``[(outcome, seconds_per_run), ...]``, one per config (padding
     dropped).
@@ -88,19 +120,25 @@ def run_batch(function: str, configs: list[dict], batch_size: int) -> list[tuple
 
     t0 = time.perf_counter()
     n = len(configs)
-    try:
-        fn = get_sweepable(function)
-        padded = list(configs) + [configs[-1]] * max(0, batch_size - n)
-        outcomes = list(fn.run_batch(padded))[:n]
-        if len(outcomes) != n:
-            raise RuntimeError(
-                f"{function}.run_batch returned {len(outcomes)} outcomes for {n} configs"
-            )
-    except Exception as exc:  # noqa: BLE001 - a failed batch is a result to store, not a crash
-        msg = f"{type(exc).__name__}: {exc}"
-        outcomes = [
-            {"status": "failed", "message": msg, "metrics": {}, "trajectory": {}} for _ in range(n)
-        ]
+    with _stdout_captured() as printed:
+        try:
+            fn = get_sweepable(function)
+            padded = list(configs) + [configs[-1]] * max(0, batch_size - n)
+            outcomes = list(fn.run_batch(padded))[:n]
+            if len(outcomes) != n:
+                raise RuntimeError(
+                    f"{function}.run_batch returned {len(outcomes)} outcomes for {n} configs"
+                )
+        except Exception as exc:  # noqa: BLE001 - a failed batch is a result to store, not a crash
+            msg = f"{type(exc).__name__}: {exc}"
+            outcomes = [
+                {"status": "failed", "message": msg, "metrics": {}, "trajectory": {}} for _ in range(n)
+            ]
+    said = " ".join("".join(printed).split())
+    if said:  # what the computation printed goes with the runs it may concern, never to stdout
+        for o in outcomes:
+            if o.get("status") in ("diverged", "failed"):
+                o["message"] = f"{o.get('message', '')} (printed: {said[:300]})".strip()
     dt = (time.perf_counter() - t0) / max(n, 1)
     return [(o, dt) for o in outcomes]
 

@@ -27,15 +27,19 @@ from ._registry import Field, Sweepable, register_sweepable
 
 __all__ = ["TEACHER_REGRESSION"]
 
+# Every numeric field has a range, checked when the config is loaded (before anything runs): beyond it a run
+# cannot give a meaningful number in float64 (teacher values or init scales whose moments or weights overflow),
+# would exhaust memory (widths, dimensions) or would run for days (steps, t1). Step sizes up to 1e6 are allowed:
+# a run that blows up ends "diverged", a result.
 _FIELDS = {
-    "d_in": Field("int", 6, "input dimension", low=1),
-    "d_out": Field("int", 4, "output dimension", low=1),
-    "width": Field("int", 16, "hidden width (every hidden layer)", low=1),
-    "depth": Field("int", 3, "number of weight matrices L", low=1),
-    "teacher_sv": Field("floats", (4.0, 2.0, 1.0, 0.5), "singular values of the teacher", low=0.0),
-    "input_anisotropy": Field("float", 1.0, "condition number of Sxx (1 = whitened)", low=1.0),
-    "noise_floor": Field("float", 0.1, "label noise added to Syy", low=0.0),
-    "data_seed": Field("int", 0, "seed of the teacher's singular vectors", low=0),
+    "d_in": Field("int", 6, "input dimension", low=1, high=4096),
+    "d_out": Field("int", 4, "output dimension", low=1, high=4096),
+    "width": Field("int", 16, "hidden width (every hidden layer)", low=1, high=4096),
+    "depth": Field("int", 3, "number of weight matrices L", low=1, high=64),
+    "teacher_sv": Field("floats", (4.0, 2.0, 1.0, 0.5), "singular values of the teacher", low=0.0, high=1e6),
+    "input_anisotropy": Field("float", 1.0, "condition number of Sxx (1 = whitened)", low=1.0, high=1e12),
+    "noise_floor": Field("float", 0.1, "label noise added to Syy", low=0.0, high=1e12),
+    "data_seed": Field("int", 0, "seed of the teacher's singular vectors", low=0, high=2**63 - 1),
     "init": Field(
         "str",
         "gaussian",
@@ -43,15 +47,15 @@ _FIELDS = {
         choices=("gaussian", "width_power", "fan_in", "xavier", "orthogonal"),
     ),
     "init_scale": Field(
-        "float", 0.1, "std (gaussian) or gain (fan_in, xavier, orthogonal)", low=0.0
+        "float", 0.1, "std (gaussian) or gain (fan_in, xavier, orthogonal)", low=0.0, high=1e3
     ),
-    "gamma": Field("float", 1.0, "width_power: variance width**-gamma"),
+    "gamma": Field("float", 1.0, "width_power: variance width**-gamma", low=-8.0, high=8.0),
     "method": Field("str", "gd", "training method", choices=("gd", "flow")),
-    "lr": Field("float", 0.05, "gd step size", low=0.0),
-    "steps": Field("int", 2000, "gd steps", low=1),
-    "t1": Field("float", 50.0, "flow: final time", low=0.0),
-    "weight_decay": Field("float", 0.0, "gamma of sum_i ||W_i||_F^2 (no 1/2)", low=0.0),
-    "records": Field("int", 100, "number of recorded points along the trajectory", low=1),
+    "lr": Field("float", 0.05, "gd step size", low=0.0, high=1e6),
+    "steps": Field("int", 2000, "gd steps", low=1, high=10**8),
+    "t1": Field("float", 50.0, "flow: final time", low=0.0, high=1e8),
+    "weight_decay": Field("float", 0.0, "gamma of sum_i ||W_i||_F^2 (no 1/2)", low=0.0, high=1e6),
+    "records": Field("int", 100, "number of recorded points along the trajectory", low=1, high=10**5),
 }
 _STATIC = ("d_in", "d_out", "width", "depth", "method", "steps", "t1", "records")
 _METRICS = (
@@ -106,22 +110,38 @@ def _init(cfg: dict):
     return net, net.init(key, scheme=cfg["init"], scale=cfg["init_scale"])
 
 
+def _end_to_end_spectrum(params) -> np.ndarray | None:
+    """Singular values of ``W_L ... W_1``, or None when the product overflows (LAPACK is never handed inf or
+    NaN: it would print ``** On entry to DLASCL ...`` on stdout and return garbage)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        A = np.asarray(params[0], dtype=float)
+        for W in params[1:]:
+            A = np.asarray(W, dtype=float) @ A
+    if not np.all(np.isfinite(A)):
+        return None
+    return np.linalg.svd(A, compute_uv=False)
+
+
 def _outcome(run, floor: float) -> dict:
     loss = np.asarray(run.history["loss"], dtype=float)
     excess = loss - floor
     hit = np.nonzero(excess <= 1e-3 * max(excess[0], 1e-300))[0]
-    A = run.params[0]
-    for W in run.params[1:]:
-        A = W @ A
-    s = np.linalg.svd(np.asarray(A), compute_uv=False)
+    status, message = str(run.status), str(run.message)
+    s = _end_to_end_spectrum(run.params)
+    if s is None:  # finite weights whose product overflows float64: the run blew up
+        s = np.full(1, np.nan)
+        if status not in ("diverged", "failed"):
+            status, message = "diverged", "the end-to-end matrix overflows float64"
     p = s / s.sum() if s.sum() > 0 else s
     eff = float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0])))) if s.sum() > 0 else 0.0
+    if not np.isfinite(s).all():
+        eff = float("nan")
     metrics = {
         "final_loss": float(loss[-1]),
         "excess_loss": float(loss[-1] - floor),
         "min_loss": float(floor),
         "effective_rank": eff,
-        "numerical_rank": float(np.sum(s > 1e-3 * s[0])) if s[0] > 0 else 0.0,
+        "numerical_rank": float(np.sum(s > 1e-3 * s[0])) if s[0] > 0 else (0.0 if s[0] == 0 else float("nan")),
         "balancedness": float(run.history["balancedness"][-1]),
         "fit_time": float(run.times[hit[0]]) if hit.size else float("nan"),
         "grad_evals": float(run.n_grad_evals),
@@ -132,7 +152,7 @@ def _outcome(run, floor: float) -> dict:
         "singular_values": np.asarray(run.history["singular_values"], dtype=float),
         "balancedness": np.asarray(run.history["balancedness"], dtype=float),
     }
-    return {"status": run.status, "message": run.message, "metrics": metrics, "trajectory": traj}
+    return {"status": status, "message": message, "metrics": metrics, "trajectory": traj}
 
 
 def _run_batch(configs: list[dict]) -> list[dict]:

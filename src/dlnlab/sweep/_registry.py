@@ -129,7 +129,7 @@ class Sweepable:
         object.__setattr__(
             self,
             "all_fields",
-            {**self.fields, "seed": Field("int", 0, "seed of the random initialisation", low=0)},
+            {**self.fields, "seed": Field("int", 0, "seed of the random initialisation", low=0, high=2**63 - 1)},
         )
         bad = set(self.static) - set(self.all_fields)
         if bad:
