@@ -18,6 +18,7 @@ claims whether its pieces were just computed or reused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import math
@@ -33,8 +34,10 @@ from ._claims import ContractError, check_id
 __all__ = ["PieceStore", "source_digest", "normalise_config"]
 
 
-def source_digest(path: Path | str | None = None) -> str:
-    """SHA-256 (16 hex digits) of every ``.py`` file under ``path`` (default: the dlnlab package), by name."""
+@functools.cache  # the code a process runs is what it imported: later edits on disk do not change it
+def source_digest(path: str | None = None) -> str:
+    """SHA-256 (16 hex digits) of every ``.py`` file under ``path`` (default: the dlnlab package), by name,
+    read once per process."""
     root = Path(path) if path is not None else Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     files = [root] if root.is_file() else sorted(root.rglob("*.py"))
@@ -53,7 +56,7 @@ def _file_digest(fn) -> str:
         path = inspect.getsourcefile(fn)
     except TypeError:
         path = None
-    return source_digest(path) if path and Path(path).is_file() else "no-source"
+    return source_digest(str(path)) if path and Path(path).is_file() else "no-source"
 
 
 def normalise_config(where: str, x, path: str = "config"):
