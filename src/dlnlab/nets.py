@@ -31,10 +31,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import as_array, as_float, as_int, as_key, one_of
+from ._checks import as_array, as_dtype, as_float, as_int, as_key, check_matrix_chain, one_of
+from ._model import AbstractModel
 from .errors import ConfigError, DataError
 
 __all__ = ["Net", "INIT_SCHEMES", "end_to_end"]
+
+# The keyword options of Net.init, and for each scheme the ones that apply (required ones first checked there).
+_INIT_OPTIONS = ("scale", "gamma", "target")
+_APPLIES = {
+    "gaussian": ("scale",), "width_power": ("gamma",), "fan_in": ("scale",), "xavier": ("scale",), "zero": (),
+    "identity": ("scale",), "orthogonal": ("scale",), "balanced": ("target",),
+}
 
 INIT_SCHEMES = (
     "gaussian", "width_power", "fan_in", "xavier", "zero", "identity", "orthogonal", "balanced",
@@ -59,16 +67,18 @@ def end_to_end(params: Sequence[jax.Array]) -> jax.Array:
 
 
 @dataclass(frozen=True)
-class Net:
+class Net(AbstractModel):
     """A deep linear network ``x -> W_L ... W_1 x`` (or a linear ResNet when ``residual=True``).
 
     Args:
         widths: ``(d_in, h_1, ..., h_{L-1}, d_out)``, at least two positive integers.
-        residual: square layers become residual blocks ``I + R_i`` (see the module docstring).
+        residual: square layers become residual blocks ``I + R_i`` (see the module docstring); needs at least
+            one square layer.
     """
 
     widths: tuple[int, ...]
     residual: bool = False
+    is_dln = True  # (a class attribute, not a field)
 
     def __post_init__(self):
         if isinstance(self.widths, (str, bytes)) or not isinstance(self.widths, Sequence):
@@ -78,7 +88,18 @@ class Net:
             raise ConfigError(f"widths: expected at least (d_in, d_out), got {widths}")
         if not isinstance(self.residual, bool):
             raise ConfigError(f"residual: expected True or False, got {self.residual!r}")
+        if self.residual and all(a != b for a, b in zip(widths, widths[1:])):
+            raise ConfigError(f"residual: True needs at least one square layer (two equal consecutive widths), "
+                              f"got widths {widths}; expected residual=False or a square block")
         object.__setattr__(self, "widths", widths)
+
+    @property
+    def d_in(self) -> int:
+        return self.widths[0]
+
+    @property
+    def d_out(self) -> int:
+        return self.widths[-1]
 
     @property
     def depth(self) -> int:
@@ -99,16 +120,19 @@ class Net:
         return tuple(self.residual and a == b for a, b in self.shapes)
 
     def check_params(self, params, name: str = "params") -> Params:
-        """Validate that ``params`` is a sequence of L matrices of this net's shapes."""
-        if not isinstance(params, Sequence) or len(params) != self.depth:
-            got = len(params) if isinstance(params, Sequence) else type(params).__name__
-            raise DataError(f"{name}: expected {self.depth} weight matrices, got {got}")
-        for i, (W, shape) in enumerate(zip(params, self.shapes)):
-            if tuple(np.shape(W)) != shape:
-                raise DataError(f"{name}[{i}]: expected shape {shape}, got {tuple(np.shape(W))}")
-        return tuple(jnp.asarray(W) for W in params)
+        """Validate that ``params`` is a sequence of L matrices of this net's shapes, real floating-point and
+        (when concrete) finite; errors name ``params[i]``. Returns a tuple of arrays."""
+        return check_matrix_chain(params, name=name, shapes=self.shapes)
 
-    def apply(self, params, X) -> jax.Array:
+    def decay_terms(self, params) -> tuple[jax.Array, ...]:
+        """``||W_i||_F^2``, or ``||W_i - I||_F^2`` on residual blocks (one per layer)."""
+        return _decay_terms(params, self.residual_layers)
+
+    def n_decay_terms(self, params=None) -> int:
+        return self.depth
+
+    @staticmethod
+    def _apply(params, X) -> jax.Array:
         """Outputs for a batch of inputs ``X`` of shape ``(n, d_in)``: returns ``(n, d_out)``."""
         h = X
         for W in params:
@@ -117,6 +141,10 @@ class Net:
 
     def end_to_end(self, params) -> jax.Array:
         return end_to_end(params)
+
+    def apply(self, params, X) -> jax.Array:
+        """Outputs ``(n, d_out)`` for inputs ``X`` of shape ``(n, d_in)``, layer by layer."""
+        return Net._apply(params, X)
 
     def init(self, key, scheme: str = "gaussian", *, scale: float | None = None,
              gamma: float | None = None, target=None, dtype=None) -> Params:
@@ -137,9 +165,20 @@ class Net:
           ``W_L = U S^{1/L} Q_{L-1}^T`` with random orthonormal ``Q_i`` (h_i x r), so that
           ``W_{i+1}^T W_{i+1} = W_i W_i^T`` and ``W_L ... W_1 = target`` exactly. Needs every hidden width >= r.
           No identity is added on residual nets.
+
+        An option that does not apply to the scheme (``scale`` for ``"zero"``, ``gamma`` outside
+        ``"width_power"``, ...) is a :class:`~dlnlab.errors.ConfigError`, never silently ignored.
         """
         one_of("scheme", scheme, INIT_SCHEMES)
-        dtype = _float_dtype(dtype)
+        given = {"scale": scale, "gamma": gamma, "target": target}
+        for option in _INIT_OPTIONS:
+            if given[option] is not None and option not in _APPLIES[scheme]:
+                uses = ", ".join(_APPLIES[scheme]) or "no option"
+                got = given[option]
+                got = f"an array of shape {np.shape(got)}" if np.ndim(got) else repr(got)
+                raise ConfigError(f"{option}: does not apply to scheme {scheme!r} (which takes {uses}); "
+                                  f"expected None, got {got}")
+        dtype = as_dtype("dtype", dtype)
         key = as_key("key", key)
         if scheme == "balanced":
             return _finite(self._balanced(key, target, dtype), "target", "(given)")
@@ -197,21 +236,47 @@ class Net:
         root = np.diag(s[:r] ** (1.0 / L))
         bases = [Vt[:r].T]  # d_in x r
         for h, k in zip(self.widths[1:-1], jax.random.split(key, max(L - 1, 1))):
-            bases.append(np.asarray(_haar(k, h, r, jnp.float64)))
+            bases.append(np.asarray(_haar(k, h, r, jnp.zeros(()).dtype), dtype=np.float64))
         bases.append(U[:, :r])
         return tuple(jnp.asarray(bases[i + 1] @ root @ bases[i].T, dtype) for i in range(L))
 
 
-def _float_dtype(dtype):
-    if dtype is None:
-        return jnp.zeros(()).dtype
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        raise ConfigError(f"dtype: expected a floating dtype such as 'float64', got {dtype!r}") from None
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ConfigError(f"dtype: expected a floating dtype such as 'float64', got {dt}")
-    return dt
+def _decay_terms(params, residual_layers) -> tuple[jax.Array, ...]:
+    out = []
+    for W, res in zip(params, residual_layers):
+        R = W - jnp.eye(*W.shape, dtype=W.dtype) if res else W
+        out.append(jnp.sum(R * R))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class AnyDLN(AbstractModel):
+    """A DLN of any depth and hidden widths with a fixed end-to-end shape ``(d_out, d_in)``: the model of a
+    :class:`dlnlab.Objective` built without ``net=`` (the params alone fix the widths)."""
+
+    n_in: int
+    n_out: int
+    is_dln = True
+
+    @property
+    def d_in(self) -> int:
+        return self.n_in
+
+    @property
+    def d_out(self) -> int:
+        return self.n_out
+
+    def end_to_end(self, params) -> jax.Array:
+        return end_to_end(params)
+
+    def apply(self, params, X) -> jax.Array:
+        return Net._apply(params, X)
+
+    def check_params(self, params, name: str = "params") -> Params:
+        return check_matrix_chain(params, name=name, d_in=self.n_in, d_out=self.n_out)
+
+    def decay_terms(self, params) -> tuple[jax.Array, ...]:
+        return _decay_terms(params, (False,) * len(params))
 
 
 def _finite(params: Params, field: str, value=None) -> Params:
@@ -228,7 +293,7 @@ def _finite(params: Params, field: str, value=None) -> Params:
 def _haar(key, m: int, n: int, dtype) -> jax.Array:
     """A Haar-distributed matrix with orthonormal rows (m <= n) or columns (m >= n)."""
     big, small = max(m, n), min(m, n)
-    G = jax.random.normal(key, (big, small), jnp.float64)
+    G = jax.random.normal(key, (big, small))  # JAX's default float (64-bit only when the user enabled it)
     Q, R = jnp.linalg.qr(G)
     Q = Q * jnp.sign(jnp.diagonal(R))  # sign fix makes the distribution Haar
     return (Q if m >= n else Q.T).astype(dtype)

@@ -10,6 +10,10 @@ Example:
 from ._balance import Balancedness as Balancedness
 from ._balance import balance_gaps as balance_gaps
 from ._balance import balancedness as balancedness
+from ._diagonal import BetaNorms as BetaNorms
+from ._diagonal import SupportRecovery as SupportRecovery
+from ._diagonal import beta_norms as beta_norms
+from ._diagonal import support_recovery as support_recovery
 from ._plateaus import Plateau as Plateau
 from ._plateaus import Plateaus as Plateaus
 from ._plateaus import detect_plateaus as detect_plateaus
