@@ -167,3 +167,23 @@ def test_scheduler_addresses_are_validated(bad):
         _executors.make_executor("dask", scheduler=bad)
     with pytest.raises(ConfigError, match="scheduler"):
         _executors.make_executor("local", scheduler="tcp://127.0.0.1:8786")
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\u202e", "\u2066", "\x1b[31m", "\x7f", "\u200f"])
+def test_control_and_bidi_characters_never_reach_the_report(tmp_path, bad):
+    """A NUL makes the HTML invalid; U+202E (right-to-left override) and friends make text display reversed (a
+    name can pose as another). They are shown as visible escapes instead, in the <title> and everywhere else."""
+    rh.register_cheap()
+    name = f"run{bad}gnp.exe"
+    cfg = {"name": name, "function": rh.CHEAP, "seeds": 1, "grid": {"label": [name, "plain"]}, "fixed": {"n": 3}}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep_api, "make_executor", rh.serial_executor)
+        sweep_api.sweep(cfg, out=tmp_path, plot=False, quiet=True)
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert bad not in text
+    title = text.split("<title>", 1)[1].split("</title>", 1)[0]
+    shown = bad.encode("unicode_escape").decode("ascii")
+    assert title == f"dlnlab sweep: run{shown}gnp.exe", title
+    (tmp_path / "r").mkdir()
+    path = write_report(tmp_path / "r", claims=[], config={name: name}, title=name)
+    assert bad not in path.read_text(encoding="utf-8")

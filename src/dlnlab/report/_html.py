@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,22 @@ def machine_info() -> dict[str, str]:
     return info
 
 
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _visible(ch: str) -> str:
+    """Control and bidirectional-formatting characters as visible escapes (``\\x00``, ``\\u202e``): a NUL makes
+    the HTML invalid and U+202E (right-to-left override) shows a name reversed, so one name can pose as another."""
+    if ch in "\t\n\r" or not (unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS):
+        return ch
+    return ch.encode("unicode_escape").decode("ascii")
+
+
 def _e(x: Any) -> str:
-    return html.escape(str(x), quote=True)
+    text = str(x)
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in text):
+        text = "".join(_visible(c) for c in text)
+    return html.escape(text, quote=True)
 
 
 def _kv_table(pairs: Mapping[str, Any]) -> str:
