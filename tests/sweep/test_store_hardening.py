@@ -409,3 +409,23 @@ def test_a_write_that_fails_mid_sweep_is_one_clear_line(tmp_path, capsys, monkey
     code, _, err = _cli(capsys, ["sweep", _toml(tmp_path), "--out", store, "--quiet"])
     line = _one_clear_line(code, err)
     assert "No space left on device" in line and str(calls[2]) in line
+
+
+# -- 6. an error is the only line, even with the progress display on ---------------------------------
+
+
+class _Unreachable:
+    name = "dask"
+
+    def run(self, batches):
+        raise ConfigError("scheduler: expected a reachable Dask scheduler, got 'tcp://127.0.0.1:1' that cannot be "
+                          "reached (test)")
+        yield
+
+
+def test_an_executor_error_is_not_preceded_by_a_progress_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sweep_api, "make_executor", lambda *a, **k: _Unreachable())
+    code, out, err = _cli(capsys, ["sweep", _toml(tmp_path), "--out", tmp_path / "store", "--executor", "dask",
+                                   "--scheduler", "tcp://127.0.0.1:1"])  # no --quiet: the progress bar is on
+    _one_clear_line(code, err, "scheduler")
+    assert out == ""

@@ -90,8 +90,11 @@ class _Progress:
                 diverged=self.counts["diverged"],
             )
 
-    def close(self):
+    def close(self, error: bool = False):
+        """Stop the display; after an error it is erased, so the error is the only line left."""
         if self.progress is not None:
+            if error:
+                self.progress.live.transient = True
             self.progress.stop()
 
 
@@ -303,8 +306,10 @@ def sweep(
                             seconds=seconds,
                         )
                         progress.update(rec["status"])
-            finally:
-                progress.close()
+            except BaseException:
+                progress.close(error=True)
+                raise
+            progress.close()
             df = store.table(ids, metrics=fn.metrics)
             store.write_table(df)
             store.write_manifest(ids)  # last: ties the table to this sweep.json and these records
