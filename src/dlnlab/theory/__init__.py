@@ -7,4 +7,5 @@ from . import flat as flat
 from . import incremental as incremental
 from . import margin as margin
 from . import modes as modes
+from . import nuclear as nuclear
 from . import saddles as saddles
