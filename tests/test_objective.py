@@ -166,3 +166,41 @@ def test_bad_inputs_name_the_field(rng):
         dl.Classification(np.ones((3, 2)), np.array([1, 0, -1]))
     with pytest.raises(ConfigError, match="p"):
         dl.Dropout(1.0)
+
+
+def test_abstract_objective_interface_and_as_objective():
+    obj = dl.as_objective(lambda p: jnp.sum(p["w"] ** 2) + jnp.sum(jnp.sin(p["b"])))
+    params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.3])}
+    assert isinstance(obj, dl.AbstractObjective) and dl.as_objective(obj) is obj
+    assert not obj.is_dln and obj.n_samples is None and not obj.stochastic
+    g = obj.grad(params)
+    np.testing.assert_allclose(g["w"], [2.0, -4.0], rtol=1e-14)
+    np.testing.assert_allclose(g["b"], np.cos([0.3]), rtol=1e-14)
+    v, g2 = obj.value_and_grad(params)
+    assert float(v) == pytest.approx(5.0 + np.sin(0.3), rel=1e-14) and float(g2["w"][0]) == 2.0
+    assert float(obj.sample_value(params, jax.random.key(0))) == float(v)
+    with pytest.raises(ConfigError, match="batch_size"):
+        obj.sample_value(params, jax.random.key(0), batch_size=2)
+    with pytest.raises(DataError, match=r"params\['w'\].*int"):
+        obj.check_params({"w": jnp.array([1, 2]), "b": jnp.array([0.3])})
+    with pytest.raises(DataError, match=r"params\['b'\].*NaN"):
+        obj.grad({"w": jnp.array([1.0]), "b": jnp.array([np.nan])})
+    with pytest.raises(DataError, match="params"):
+        obj.check_params({})
+    with pytest.raises(ConfigError, match="objective"):
+        dl.as_objective(3.0)
+    with pytest.raises(TypeError):
+        dl.AbstractObjective()  # value is abstract
+
+
+def test_objective_properties_follow_problem_noise_and_model(make_data):
+    X, Y = make_data(d_in=3, d_out=1, n=20)
+    prob = dl.Regression.from_data(X, Y)
+    assert dl.Objective(prob).n_samples == 20 and dl.Objective(prob).is_dln
+    assert dl.Objective(prob, noise=dl.Dropout(0.1)).stochastic and not dl.Objective(prob).stochastic
+    assert not dl.Objective(prob, net=dl.DiagonalNet(3)).is_dln
+    moments = dl.Regression.from_moments(prob.Sxx, prob.Syx, prob.Syy)
+    assert dl.Objective(moments).n_samples is None
+    obj = dl.Objective(prob)
+    params = (jnp.ones((2, 3)), jnp.ones((1, 2)))
+    assert obj._check(params) == obj.check_params(params)  # the alias callers still use

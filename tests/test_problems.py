@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
+from jax.flatten_util import ravel_pytree
 
 import dlnlab as dl
 from dlnlab.errors import ConfigError, DataError
@@ -224,3 +225,23 @@ def test_bad_minibatches_are_refused(rng):
     moments_only = dl.Objective(dl.Regression.from_moments(np.eye(3), np.ones((2, 3)), 1.0))
     with pytest.raises(ConfigError, match="batch_size"):
         moments_only.sample_value(params, jax.random.key(0), batch_size=1)
+
+
+@pytest.mark.parametrize("kind", ["sensing", "completion"])
+def test_matrix_problems_train_and_measure_through_the_public_api(kind):
+    prob = (dl.MatrixSensing.random(4, 3, rank=1, n_measurements=9, seed=2) if kind == "sensing"
+            else dl.MatrixCompletion.random(4, 3, rank=1, n_observed=8, seed=2))
+    net = dl.Net((3, 3, 3, 4))
+    obj = dl.Objective(prob, net=net)
+    p0 = net.init(jax.random.key(1), scheme="gaussian", scale=0.5)
+    gd = dl.train(obj, p0, dl.GD(lr=0.02, steps=1500))
+    sgd = dl.train(obj, p0, dl.SGD(lr=0.01, steps=1500, batch_size=4), key=3)
+    for run in (gd, sgd):
+        assert float(run.history["loss"][-1]) < 0.05 * float(run.history["loss"][0])
+    # curvature: Lanczos against a dense eigendecomposition of the autodiff Hessian
+    flat, unravel = ravel_pytree(gd.params)
+    H = np.asarray(jax.hessian(lambda v: obj.value(unravel(v)))(flat))
+    top = dl.curvature.top_eigenvalues(obj, gd.params, k=1).values[0]
+    assert top == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=1e-8)
+    A = np.asarray(dl.diagnostics.end_to_end(gd.params))
+    assert A.shape == (4, 3) and float(prob.cost(A)) == pytest.approx(float(gd.history["loss"][-1]), rel=1e-6)
