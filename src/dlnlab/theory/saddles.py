@@ -328,7 +328,7 @@ def predicted_escape_times(prob, *, depth: int, sigma=None, width: int | None = 
             defaults to 1); or pass ``a0`` (a scalar or one value per mode, e.g.
             :func:`depth2_mode_scale`) instead.
         saddles: a precomputed :func:`saddle_sequence` (computed if omitted).
-        convention: ``"library"`` (time of ``dl.train(method="flow")``) or ``"paper"`` (the
+        convention: ``"library"`` (time of ``dl.train(obj, p0, dl.Flow(t1=...))``) or ``"paper"`` (the
             1/2-normalised
             cost: twice the library time).
     """
