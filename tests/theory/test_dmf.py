@@ -234,3 +234,27 @@ def test_bad_input():
         dmf.end_to_end_velocity(np.zeros((3, 4)), np.zeros((4, 3)), 2)
     with pytest.raises(ConfigError, match="method"):
         dmf.end_to_end_flow(loss, np.zeros((3, 4)), 2, [0.0, 1.0], method="euler")
+
+
+def test_library_flow_of_a_balanced_net_follows_end_to_end_flow():
+    """What a user does: train a balanced net with dl.train(..., dl.Flow) and compare its product with the theory."""
+    import jax.numpy as jnp
+
+    import dlnlab as dl
+
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(5, 2)) @ rng.normal(size=(2, 4))
+    mask = rng.random(M.shape) < 0.6
+    W0 = 0.1 * rng.normal(size=(5, 4))
+    params = tuple(jnp.asarray(w) for w in dmf.balanced_factorization(W0, 3, hidden=(6, 4)))
+    Mj, mj = jnp.asarray(M), jnp.asarray(mask)
+
+    def loss_fn(p):
+        W = p[2] @ p[1] @ p[0]
+        return jnp.sum(jnp.where(mj, W - Mj, 0.0) ** 2) / jnp.sum(mj)
+
+    run = dl.train(loss_fn, params, dl.Flow(t1=30.0, rtol=1e-10, atol=1e-12))
+    W_net = np.asarray(run.params[2] @ run.params[1] @ run.params[0])
+    theory = dmf.end_to_end_flow(dmf.CompletionLoss(M, mask), W0, 3, [0.0, 30.0])
+    assert np.abs(W_net - theory.matrices[-1]).max() < 1e-8 * np.abs(W_net).max()
+    assert np.linalg.norm(W_net - W0) > 0.5  # it moved
