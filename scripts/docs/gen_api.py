@@ -41,9 +41,9 @@ MODULE_PAGES = [
 
 # Top-level names grouped by the module that defines them (first match of the prefix wins).
 TOP_GROUPS = [
-    ("Networks", ("dlnlab.nets",)),
+    ("Networks and models", ("dlnlab.nets", "dlnlab._model", "dlnlab._diagonal")),
     ("Problems and noise", ("dlnlab.problems",)),
-    ("Objectives", ("dlnlab.objective",)),
+    ("Objectives and losses", ("dlnlab.objective", "dlnlab._losses")),
     ("Training", ("dlnlab.train", "dlnlab.summaries")),
     ("Experiments", ("dlnlab.experiments",)),
     ("Sweeps", ("dlnlab.sweep",)),
