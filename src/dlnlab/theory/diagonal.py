@@ -205,9 +205,15 @@ def _newton(X, y, a, D, tol, max_iter):
 
     ynorm = max(float(np.linalg.norm(y)), np.finfo(float).tiny)
     F, z, g, dh = evaluate(nu)
-    for _ in range(max_iter):
+    best, since = np.inf, 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported in the error)
         gnorm = float(np.linalg.norm(g.astype(float)))
         if gnorm <= tol * ynorm:
+            break
+        # stalled at the precision floor: 20 steps without halving an already small residual (Newton converges
+        # quadratically once there, so this only happens when rounding is all that is left)
+        best, since = (gnorm, 0) if gnorm < 0.5 * best else (best, since + 1)
+        if since >= 20 and gnorm <= _FLOOR * ynorm:
             break
         Hess = (X * dh.astype(float)) @ X.T
         step = -np.linalg.lstsq(Hess, g.astype(float), rcond=None)[0]  # lstsq: X may have dependent rows
@@ -235,10 +241,10 @@ def _newton(X, y, a, D, tol, max_iter):
         F, z, g, dh = cand
     gnorm = float(np.linalg.norm(g.astype(float)))
     if gnorm > max(tol, _FLOOR) * ynorm:
-        raise NumericalError(f"implicit_bias: Newton did not reach a relative residual {tol:g} in {max_iter} "
-                             f"iterations (residual {gnorm / ynorm:.2e}); alpha = {a:g} may be too extreme for "
-                             f"depth {D} in floating point (at small alpha use min_l1_interpolator, at large "
-                             "alpha min_l2_interpolator, the limits)")
+        raise NumericalError(f"implicit_bias: Newton did not reach a relative residual {tol:g} (stopped after "
+                             f"{n_iter} of at most {max_iter} iterations at {gnorm / ynorm:.2e}); alpha = {a:g} "
+                             f"may be too extreme for depth {D} in floating point (at small alpha use "
+                             "min_l1_interpolator, at large alpha min_l2_interpolator, the limits)")
     beta = _scaled(z, D, log_scale)[1]
     return nu.astype(float), beta.astype(float)
 
