@@ -224,14 +224,24 @@ def test_stored_pieces_are_reused_by_config_and_seed(tmp_path):
 
 def test_a_stored_piece_reads_back_what_was_computed(tmp_path):
     values = {"a": np.linspace(0, 1, 7).reshape(7, 1), "k": np.int64(3), "ok": np.array([True, False])}
+    params = (np.ones((3, 2)), np.arange(6.0).reshape(2, 3))  # a DLN's (W_1, W_2)
+    nested = {"params": params, "by": {"depth": [np.zeros(2), np.ones(1)]}, "grid": [0.5, 1.0]}
+
+    def same(a, b):
+        return bool(np.array_equal(a, b) and np.asarray(a).dtype == np.asarray(b).dtype)
 
     def c(ctx, state):
         got = ctx.cached("p", lambda: values)
-        ctx.holds("same", "arrays survive the store", measured=[
-            bool(np.array_equal(got[k], values[k]) and got[k].dtype == np.asarray(values[k]).dtype) for k in values])
+        ctx.holds("same", "arrays survive the store", measured=[same(got[k], values[k]) for k in values])
+        tree = ctx.cached("tree", lambda: nested)
+        ctx.holds("tree", "nested dicts and sequences come back as dicts and tuples", measured=[
+            isinstance(tree["params"], tuple) and len(tree["params"]) == 2,
+            all(same(x, y) for x, y in zip(tree["params"], params)),
+            same(tree["by"]["depth"][1], np.ones(1)), same(tree["grid"], np.array([0.5, 1.0]))])
 
     assert _run(tmp_path, _exp(c)).exit_code == 0
-    assert _run(tmp_path, _exp(c)).pieces["t"]["reused"] == 1
+    again = _run(tmp_path, _exp(c))
+    assert again.exit_code == 0 and again.pieces["t"]["reused"] == 2
 
 
 # -- the conformance test --------------------------------------------------------------------------------------------

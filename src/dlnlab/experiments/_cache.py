@@ -1,7 +1,8 @@
 """Stored pieces of a reproduction: ``ctx.cached(name, fn, **config)`` on the sweep's run store.
 
-A piece is the result of ``fn(**config)``: a dict of numeric arrays (a trajectory, final weights, measured
-quantities). It is stored under ``OUT/runs/<id>.{npz,json}`` by :class:`dlnlab.sweep.Store`, exactly like a
+A piece is the result of ``fn(**config)``: a dict of numeric arrays, or of nested dicts, lists and tuples of them
+(a trajectory, final weights ``params``, measured quantities); it comes back as dicts and tuples of NumPy arrays.
+It is stored under ``OUT/runs/<id>.{npz,json}`` by :class:`dlnlab.sweep.Store`, exactly like a
 sweep run, with the content address
 
     id = run_id("<experiment>:<name>", {"config": config, "seed": seed}, version)
@@ -81,22 +82,56 @@ def normalise_config(where: str, x, path: str = "config"):
                         "not arrays or objects")
 
 
+def _flatten(where: str, value, path: str, out: dict) -> None:
+    """Nested dicts, lists and tuples of arrays as flat ``a/b/@0`` keys (``@i``: position in a sequence)."""
+    if isinstance(value, Mapping):
+        if not value:
+            raise ContractError(f"{where}: returned{path or ''}: expected arrays, got an empty dict")
+        for k, v in value.items():
+            check_id(where, "returned key", k)
+            _flatten(where, v, f"{path}/{k}" if path else k, out)
+        return
+    if isinstance(value, (list, tuple)) and value and any(isinstance(v, (Mapping, list, tuple, np.ndarray))
+                                                        or hasattr(v, "shape") for v in value):
+        for i, v in enumerate(value):
+            _flatten(where, v, f"{path}/@{i}", out)
+        return
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "biufc":
+        raise ContractError(f"{where}: returned[{path!r}]: expected a numeric or boolean array, got "
+                            f"{type(value).__name__}")
+    out[path] = arr
+
+
 def _arrays(where: str, value) -> dict[str, np.ndarray]:
     if not isinstance(value, Mapping) or not value:
-        raise ContractError(f"{where}: expected fn to return a non-empty dict of names to numeric arrays, "
-                            f"got {type(value).__name__}")
-    out = {}
-    for k, v in value.items():
-        check_id(where, "returned key", k)
-        try:
-            arr = np.asarray(v)
-        except (TypeError, ValueError):
-            arr = np.asarray(None)
-        if arr.dtype.kind not in "biufc":
-            raise ContractError(f"{where}: returned[{k!r}]: expected a numeric or boolean array, got "
-                                f"{type(v).__name__}")
-        out[k] = arr
+        raise ContractError(f"{where}: expected fn to return a non-empty dict of names to numeric arrays (nested "
+                            f"dicts, lists and tuples of arrays allowed), got {type(value).__name__}")
+    out: dict[str, np.ndarray] = {}
+    _flatten(where, value, "", out)
     return out
+
+
+def _unflatten(flat: dict[str, np.ndarray]) -> dict:
+    """The nested value back: dicts for names, tuples for ``@i`` positions."""
+    root: dict = {}
+    for key, arr in flat.items():
+        node, parts = root, key.split("/")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = arr
+
+    def build(node):
+        if not isinstance(node, dict):
+            return node
+        if node and all(k.startswith("@") for k in node):
+            return tuple(build(node[f"@{i}"]) for i in range(len(node)))
+        return {k: build(v) for k, v in node.items()}
+
+    return build(root)
 
 
 class PieceStore:
@@ -115,7 +150,7 @@ class PieceStore:
         version = f"{self.base_version}+{_file_digest(fn)}+{experiment.version}"
         return run_id(f"{experiment.name}:{name}", {"config": config, "seed": seed}, version)
 
-    def get(self, experiment, name: str, fn: Callable, config: Mapping, seed: int) -> dict[str, np.ndarray]:
+    def get(self, experiment, name: str, fn: Callable, config: Mapping, seed: int) -> dict:
         where = f"experiment {experiment.name!r}: cached piece {name!r}"
         check_id(where, "name", name)
         if not callable(fn):
@@ -124,7 +159,7 @@ class PieceStore:
         rid = self.address(experiment, name, fn, cfg, seed)
         if not self.fresh and self.store.is_done(rid):
             self.reused += 1
-            return load_trajectory(self.store.root, rid)
+            return _unflatten(load_trajectory(self.store.root, rid))
         t0 = time.perf_counter()
         arrays = _arrays(where, fn(**config))
         self.store.write(
@@ -136,4 +171,4 @@ class PieceStore:
             seconds=time.perf_counter() - t0,
         )
         self.computed += 1
-        return load_trajectory(self.store.root, rid)
+        return _unflatten(load_trajectory(self.store.root, rid))
