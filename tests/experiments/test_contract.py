@@ -58,6 +58,7 @@ def test_bounds_and_holds():
         (lambda c: c.check_close("x", "s", measured="1.0", expected=1.0, atol=0.1), "measured"),
         (lambda c: c.check_close("x", "s", measured=[1.0, 2.0], expected=[1.0, 2.0, 3.0], atol=0.1), "measured"),
         (lambda c: c.at_most("x", "s", measured=1.0, bound="1e-6"), "expected"),
+        (lambda c: c.at_least("x", "s", measured=1.0), "tolerance"),
         (lambda c: c.holds("x", "s", measured=1.0), "measured"),
         (lambda c: c.holds("x", "", measured=True), "statement"),
         (lambda c: c.holds("bad id!", "s", measured=True), "claim id"),

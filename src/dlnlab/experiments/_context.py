@@ -89,15 +89,19 @@ class Context:
         passed = tol.verdict(measured=measured, expected=expected, where=where)
         return self._record(claim, statement, expected, measured, tol, passed)
 
-    def at_most(self, claim: str, statement: str, *, measured, bound) -> Claim:
+    def at_most(self, claim: str, statement: str, *, measured, bound=None) -> Claim:
         """``measured <= bound`` elementwise; ``bound`` is recorded as the expected value."""
         where = self._start(claim, statement)
+        if bound is None:
+            raise ContractError(f"{where}: tolerance: expected bound= (the limit at_most checks), got none")
         tol = AtMost(bound)
         return self._record(claim, statement, bound, measured, tol, tol.verdict(measured=measured, where=where))
 
-    def at_least(self, claim: str, statement: str, *, measured, bound) -> Claim:
+    def at_least(self, claim: str, statement: str, *, measured, bound=None) -> Claim:
         """``measured >= bound`` elementwise; ``bound`` is recorded as the expected value."""
         where = self._start(claim, statement)
+        if bound is None:
+            raise ContractError(f"{where}: tolerance: expected bound= (the limit at_least checks), got none")
         tol = AtLeast(bound)
         return self._record(claim, statement, bound, measured, tol, tol.verdict(measured=measured, where=where))
 
