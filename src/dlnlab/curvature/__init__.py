@@ -1,4 +1,6 @@
-"""Curvature of any objective: dense Hessians, Hessian-vector products, extreme eigenvalues, Morse index.
+"""Curvature of any objective: dense Hessians, Hessian-vector products, extreme eigenvalues, Morse index, the
+Hessian trace (:func:`trace`: exact, Hutchinson, Hutch++) and its spectral density (:func:`spectral_density`:
+stochastic Lanczos quadrature).
 
 ``f`` is a :class:`dlnlab.Objective`, any :class:`dlnlab.AbstractObjective` (through its ``.value``) or any
 callable ``params -> scalar`` (params any pytree, e.g. a ReLU MLP's). Vectors are flattened with
@@ -35,6 +37,8 @@ Example:
     True
 """
 
+from ._density import SpectralDensity as SpectralDensity
+from ._density import spectral_density as spectral_density
 from ._eigen import METHODS as METHODS
 from ._eigen import Eigen as Eigen
 from ._eigen import hessian as hessian
@@ -44,6 +48,9 @@ from ._eigen import power_step as power_step
 from ._eigen import sharpness as sharpness
 from ._eigen import top_eigenvalues as top_eigenvalues
 from ._lanczos import lanczos_step as lanczos_step
+from ._trace import TRACE_METHODS as TRACE_METHODS
+from ._trace import TraceEstimate as TraceEstimate
+from ._trace import trace as trace
 
 __all__ = ["Eigen", "METHODS", "hessian", "hvp", "top_eigenvalues", "sharpness", "morse_index", "power_step",
-           "lanczos_step"]
+           "lanczos_step", "trace", "TraceEstimate", "TRACE_METHODS", "spectral_density", "SpectralDensity"]

@@ -12,7 +12,16 @@ import numpy as np
 from .._checks import as_array, as_float, as_int, as_key, one_of
 from ..errors import ConfigError, DataError, NumericalError
 from . import _lanczos
-from ._operator import hvp_flat, hvp_jit, prepare, random_key_data, symmetric_dense, symmetry_tol
+from ._operator import (
+    asymmetry_error,
+    hvp_flat,
+    hvp_jit,
+    nonfinite_error,
+    prepare,
+    random_key_data,
+    symmetric_dense,
+    symmetry_tol,
+)
 
 METHODS = ("exact", "lanczos", "power")
 _DEFAULT_TOL = 1e-10
@@ -34,8 +43,8 @@ def hessian(f, params, *, layers=None) -> np.ndarray:
     """The dense Hessian (P x P) at ``params``, P = number of parameters (of the selected ``layers`` only: the
     diagonal block of the full Hessian on those leaves, in ``jax.tree.leaves`` order).
 
-    Raises :class:`~dlnlab.errors.DataError` when ``f``'s Hessian is not symmetric (a ``stop_gradient`` or a
-    custom derivative rule) and :class:`~dlnlab.errors.NumericalError` when it is not finite.
+    Raises :class:`~dlnlab.errors.DataError` when ``f``'s Hessian is not symmetric (a wrong custom derivative
+    rule) and :class:`~dlnlab.errors.NumericalError` when it is not finite.
     """
     g, x, _, _ = prepare(f, params, layers)
     return symmetric_dense(g, x)
@@ -110,8 +119,7 @@ def _power(g, x, v0, *, shift: float, tol: float, max_iter: int):
     lam, v, ok = _power_jit(g, x, v0, jnp.asarray(shift, dtype), jnp.asarray(tol, dtype),
                             jnp.asarray(max_iter, jnp.int32))
     if not np.isfinite(float(lam)):
-        raise NumericalError("f: the Hessian-vector product is NaN or infinite at these params; expected "
-                             "weights and data of moderate size")
+        raise nonfinite_error()
     return float(lam) + shift, np.asarray(v), bool(ok)
 
 
@@ -126,15 +134,12 @@ def _lanczos_eigen(g, x, n, dtype, *, k, which, tol, max_iter, key) -> Eigen:
     m, p = _lanczos_sizes(k, n)
     sign = 1.0 if which == "largest" else -1.0
     vals, vecs, ok, finite, asym, _ = _lanczos.eigsh(
-        g, x, random_key_data(key), jnp.asarray(tol, dtype), jnp.asarray(max_iter, jnp.int32),
-        k=k, m=m, p=p, sign=sign)
+        g, x, random_key_data(key), jnp.asarray(sign, dtype), jnp.asarray(tol, dtype),
+        jnp.asarray(max_iter, jnp.int32), k=k, m=m, p=p)
     if not bool(finite):
-        raise NumericalError("f: the Hessian-vector product is NaN or infinite at these params; expected "
-                             "weights and data of moderate size")
+        raise nonfinite_error()
     if float(asym) > symmetry_tol(dtype):
-        raise DataError(f"f: its Hessian-vector product is not symmetric (relative asymmetry {float(asym):.3g} "
-                        "seen by Lanczos); expected a twice differentiable function (stop_gradient or a custom "
-                        "derivative rule breaks symmetry)")
+        raise asymmetry_error(float(asym))
     if not bool(ok):
         raise NumericalError(f"max_iter: Lanczos did not converge in {max_iter} restarts (tol={tol}); expected a "
                              "larger max_iter or tol")

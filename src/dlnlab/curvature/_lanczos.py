@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ._operator import hvp_flat
+from ._operator import hvp_flat, stream_key
 
 
 def _orthogonalise(V, w):
@@ -34,7 +34,7 @@ def _orthogonalise(V, w):
     return w - h2 @ V, h + h2
 
 
-def _expand(matvec, V, T, j, key, anorm, asym):
+def _expand(matvec, V, T, j, seed, stream, anorm, asym):
     """Lanczos step ``j``: column ``j`` of ``T`` and basis vector ``j + 1`` (rows ``> j`` of ``V`` are zero)."""
     m = T.shape[1]
     w = matvec(V[j])
@@ -45,7 +45,7 @@ def _expand(matvec, V, T, j, key, anorm, asym):
     broke = beta <= 1e3 * jnp.finfo(w.dtype).eps * anorm
 
     def fresh(_):
-        r = jax.random.normal(jax.random.fold_in(key, j), w.shape, w.dtype)
+        r = jax.random.normal(stream_key(seed, stream, j), w.shape, w.dtype)
         r = _orthogonalise(V, r)[0]
         r = _orthogonalise(V, r)[0]
         nr = jnp.linalg.norm(r)
@@ -56,9 +56,9 @@ def _expand(matvec, V, T, j, key, anorm, asym):
     return V.at[j + 1].set(v_next), T.at[:, j].set(h), anorm, asym
 
 
-def _run(matvec, V, T, start, stop, key, anorm, asym):
+def _run(matvec, V, T, start, stop, seed, stream, anorm, asym):
     def body(j, c):
-        return _expand(matvec, *c[:2], j, key, *c[2:])
+        return _expand(matvec, *c[:2], j, seed, stream, *c[2:])
 
     return jax.lax.fori_loop(start, stop, body, (V, T, anorm, asym))
 
@@ -69,16 +69,14 @@ def _sym(T):
 
 
 @eqx.filter_jit
-def eigsh(f, params, key_data, tol, max_restarts, *, k: int, m: int, p: int, sign: float):
+def eigsh(f, params, seed, sign, tol, max_restarts, *, k: int, m: int, p: int):
     """The ``k`` algebraically largest eigenpairs of ``sign * H`` by thick-restart Lanczos with ``m`` basis
     vectors, keeping ``p`` Ritz vectors at a restart. Returns ``(values, vectors (k, n), converged, finite,
     asymmetry / ||H||, number of products)``; values largest first."""
     x, _ = ravel_pytree(params)
     n, dtype = x.shape[0], x.dtype
-    key = jax.random.wrap_key_data(key_data)
     matvec = lambda v: sign * hvp_flat(f, params, v)
-    key, start_key = jax.random.split(key)
-    v0 = jax.random.normal(start_key, (n,), dtype)
+    v0 = jax.random.normal(stream_key(seed, 0, 0), (n,), dtype)
     V = jnp.zeros((m + 1, n), dtype).at[0].set(v0 / jnp.linalg.norm(v0))
     T = jnp.zeros((m + 1, m), dtype)
     floor = jnp.finfo(dtype).eps ** (2 / 3)
@@ -100,8 +98,8 @@ def eigsh(f, params, key_data, tol, max_restarts, *, k: int, m: int, p: int, sig
         return ~s["done"] & (s["restarts"] <= max_restarts)
 
     def body(s):
-        V, T, anorm, asym = _run(matvec, s["V"], s["T"], s["start"], m, jax.random.fold_in(key, s["restarts"]),
-                                 s["anorm"], s["asym"])
+        V, T, anorm, asym = _run(matvec, s["V"], s["T"], s["start"], m, seed, s["restarts"] + 1, s["anorm"],
+                                 s["asym"])
         theta, Y, ok = ritz(T)
         finite = jnp.all(jnp.isfinite(T)) & jnp.isfinite(anorm)
         done = ok | ~finite
@@ -118,14 +116,14 @@ def eigsh(f, params, key_data, tol, max_restarts, *, k: int, m: int, p: int, sig
     return theta[top], vectors, s["ok"], s["finite"], s["asym"] / s["anorm"], s["matvecs"]
 
 
-def tridiagonal(matvec, v0, m: int, key):
+def tridiagonal(matvec, v0, m: int, seed, stream):
     """``m`` Lanczos steps from ``v0`` (any norm): the symmetric tridiagonal ``T`` (m x m), whether everything was
     finite, the relative asymmetry and the basis ``V`` (m x n). Pure and traceable."""
     n = v0.shape[0]
     V = jnp.zeros((m + 1, n), v0.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
     T = jnp.zeros((m + 1, m), v0.dtype)
     zero = jnp.zeros((), v0.dtype)
-    V, T, anorm, asym = _run(matvec, V, T, 0, m, key, zero, zero)
+    V, T, anorm, asym = _run(matvec, V, T, 0, m, seed, stream, zero, zero)
     return _sym(T), jnp.all(jnp.isfinite(T)), asym / anorm, V[:m]
 
 
@@ -140,6 +138,6 @@ def lanczos_step(f, params, v, steps: int):
     Returns ``(theta, u)``: the value and its unit Ritz vector (flattened like the params).
     """
     steps = min(int(steps), v.shape[0])
-    T, _, _, V = tridiagonal(lambda w: hvp_flat(f, params, w), v, steps, jax.random.key(0))
+    T, _, _, V = tridiagonal(lambda w: hvp_flat(f, params, w), v, steps, jnp.zeros(2, jnp.uint32), 0)
     theta, Y = jnp.linalg.eigh(T)
     return theta[-1], Y[:, -1] @ V

@@ -124,18 +124,26 @@ def dense_hessian(f, params):
 
 
 def symmetric_dense(f, params) -> np.ndarray:
-    """The dense Hessian, checked finite and symmetric to rounding (a user's callable with ``stop_gradient`` or a
-    custom derivative rule can give an asymmetric second derivative: refused rather than silently averaged)."""
+    """The dense Hessian, checked finite and symmetric to rounding (a user's callable with a wrong custom
+    derivative rule can give an asymmetric second derivative: refused rather than silently averaged)."""
     H = np.asarray(dense_hessian(f, params))
     if not np.all(np.isfinite(H)):
-        raise NumericalError("f: the Hessian has NaN or infinite entries at these params (overflow, or a "
-                             "non-differentiable point); expected weights and data of moderate size")
+        raise nonfinite_error()
     scale = max(float(np.abs(H).max()), np.finfo(H.dtype).tiny)
     asym = float(np.abs(H - H.T).max()) / scale
     if asym > symmetry_tol(H.dtype):
-        raise DataError(f"f: its Hessian is not symmetric (max |H - H^T| / max |H| = {asym:.3g}); expected a twice "
-                        "differentiable function (stop_gradient or a custom derivative rule breaks symmetry)")
+        raise asymmetry_error(asym)
     return (H + H.T) / 2
+
+
+def asymmetry_error(asym: float) -> DataError:
+    return DataError(f"f: its Hessian-vector product is not symmetric (relative asymmetry {asym:.3g}); expected a "
+                     "twice differentiable function (a wrong custom derivative rule breaks symmetry)")
+
+
+def nonfinite_error() -> NumericalError:
+    return NumericalError("f: the Hessian-vector product is NaN or infinite at these params; expected weights and "
+                          "data of moderate size, at a point where f is twice differentiable")
 
 
 def symmetry_tol(dtype) -> float:
@@ -145,6 +153,16 @@ def symmetry_tol(dtype) -> float:
 
 
 def random_key_data(key) -> jax.Array:
-    """The raw uint32 data of a PRNG key (typed or legacy): a traced argument of the kernels, so a new key does
-    not recompile."""
-    return jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    """Two uint32 words from the bits of a PRNG key (typed or legacy): a traced argument of the kernels, so a new
+    key does not recompile."""
+    data = jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return jnp.ravel(jnp.asarray(data, jnp.uint32))[:2]
+
+
+def stream_key(seed, stream, index):
+    """A key for random vectors number ``index`` of ``stream``, from ``seed`` (:func:`random_key_data`).
+
+    XLA's own generator (``impl="rbg"``, counter-based: distinct key words give independent streams) instead of
+    threefry: it compiles several times faster, and compilation is most of a first call's cost on a CPU."""
+    words = jnp.stack([jnp.asarray(stream, jnp.uint32), jnp.asarray(index, jnp.uint32)])
+    return jax.random.wrap_key_data(jnp.concatenate([seed, words]), impl="rbg")
