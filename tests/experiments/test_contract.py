@@ -278,3 +278,30 @@ def test_check_experiment_refuses_a_step_experiment_and_a_crash():
 
 def test_public_names():
     assert dl.Experiment is Experiment and dl.reproduce is reproduce and dl.check_experiment is check_experiment
+
+
+def test_all_runs_every_loadable_experiment_and_a_broken_plugin_exits_2(tmp_path, monkeypatch):
+    from dlnlab.experiments import _registry
+
+    def ok(ctx, state):
+        ctx.holds("ok", "runs", measured=True)
+
+    class EntryPoint:
+        def __init__(self, name, value, obj):
+            self.name, self.value, self._obj = name, value, obj
+
+        def load(self):
+            if isinstance(self._obj, Exception):
+                raise self._obj
+            return self._obj
+
+    eps = [EntryPoint("good", "pkg:GOOD", _exp(ok, name="good")),
+           EntryPoint("gone", "pkg:GONE", ImportError("No module named 'pkg_gone'"))]
+    monkeypatch.setattr(_registry, "BUILTIN", ())
+    monkeypatch.setattr(_registry, "_entry_points", lambda: eps)
+    res = reproduce("all", out=tmp_path, report=False)
+    assert [(c.paper, c.claim) for c in res.claims] == [("good", "ok")]
+    assert res.exit_code == 2 and len(res.problems) == 1
+    assert res.problems[0].startswith("experiment plugin 'gone' (entry point 'pkg:GONE'")
+    with pytest.raises(ContractError, match="experiment plugin 'gone'.*ImportError"):
+        reproduce(["gone"], out=tmp_path)
