@@ -42,7 +42,7 @@ def test_flow_ends_at_implicit_bias(alpha, depth, t1):
     assert np.linalg.norm(X @ beta_flow - y) < 1e-9 * np.linalg.norm(y)  # the flow has converged
     r = dg.implicit_bias(X, y, alpha, depth)
     assert r.residual < 1e-12 and r.stationarity < 1e-12
-    assert np.linalg.norm(r.beta - beta_flow) < 1e-7 * np.linalg.norm(beta_flow)
+    assert np.linalg.norm(r.beta - beta_flow) < 1e-9 * np.linalg.norm(beta_flow)  # measured: 1e-13 to 3e-12
     # and it is not just any interpolator: the min-l2 one differs by far more than the tolerance
     assert np.linalg.norm(dg.min_l2_interpolator(X, y) - beta_flow) > 1e-2 * np.linalg.norm(beta_flow)
 
