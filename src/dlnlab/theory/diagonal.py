@@ -11,13 +11,14 @@ another scaling: only the time changes) of underdetermined data ``X beta = y``, 
   + 2 alpha^2`` over ``u, v >= 0`` (``u = w_+^2``, ``v = w_-^2``), which is how the conic solver states it.
 * ``D > 2``: ``q_D' = h_D^(-1)`` with ``h_D(s) = (1 - s)^(-D/(D-2)) - (1 + s)^(-D/(D-2))`` on ``(-1, 1)``.
 
-Why: the flow solves to ``w_+ = alpha (1 + c r)^(-1/(D-2))``, ``w_- = alpha (1 - c r)^(-1/(D-2))`` with ``r(t) = int
-grad_beta L dt`` in the row space of ``X`` and ``c = D (D-2) alpha^(D-2)`` (``w_(+/-) = alpha exp(-/+ 2 r)`` for ``D =
-2``), so ``beta(t) = alpha^D h_D(X^T nu(t))`` (``2 alpha^2 sinh`` for ``D = 2``) at every time, and the interpolator
-of that form is the KKT point of the problem above. This module solves its dual ``min_nu alpha^D sum_i H_D(x_i^T nu) -
-y^T nu`` (``H_D' = h_D``) by damped Newton (default) or the problem with a conic solver (clarabel through cvxpy). As
-``alpha -> 0`` the solution tends to the minimum-l1 interpolator (:func:`min_l1_interpolator`, a linear program), as
-``alpha -> inf`` to the minimum-l2 one (:func:`min_l2_interpolator`, ``pinv(X) y``).
+Why: the flow solves to ``w_+ = alpha (1 + c r)^(-1/(D-2))``, ``w_- = alpha (1 - c r)^(-1/(D-2))`` with
+``r(t) = int grad_beta L dt`` in the row space of ``X`` and ``c = D (D-2) alpha^(D-2)``
+(``w_(+/-) = alpha exp(-/+ 2 r)`` for ``D = 2``), so ``beta(t) = alpha^D h_D(X^T nu(t))`` at every time
+(``2 alpha^2 sinh(X^T nu(t))`` for ``D = 2``), and the interpolator of that form is the KKT point of the problem
+above. This module solves its dual ``min_nu alpha^D sum_i H_D(x_i^T nu) - y^T nu`` (``H_D' = h_D``) by damped
+Newton (default) or the problem with a conic solver (clarabel through cvxpy). As ``alpha -> 0`` the solution tends
+to the minimum-l1 interpolator (:func:`min_l1_interpolator`, a linear program), as ``alpha -> inf`` to the
+minimum-l2 one (:func:`min_l2_interpolator`, ``pinv(X) y``).
 
 Example:
     >>> import numpy as np
