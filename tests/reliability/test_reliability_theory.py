@@ -67,3 +67,57 @@ def test_max_margin_is_an_error_or_a_certified_separator(Xy):
         w = np.asarray(res.direction).ravel()
         assert abs(np.linalg.norm(w) - 1.0) < 1e-8 and res.margin > 0
         assert np.all(y * (X @ w) >= res.margin * (1 - 1e-6) - 1e-9)
+
+
+# -- options that were accepted silently or crashed deep inside (issue 13, item 6) --------------------------
+
+WHITE = dl.Regression.from_moments(np.eye(2), np.array([[2.0, 0.0], [0.0, 0.5]]), 4.5)
+ANISO = dl.Regression.from_moments(np.diag([3.0, 1.0]), np.array([[2.0, 0.3], [0.1, 0.5]]), 6.0)
+
+
+def test_degenerate_counts_are_refused():
+    import pytest
+
+    from dlnlab.errors import ConfigError
+
+    for call, field in [(lambda: flat.flattest_sharpness(ANISO, 3, n_starts=0), "n_starts"),
+                        (lambda: flat.flattest_direction(ANISO, 3, n_starts=0), "n_starts"),
+                        (lambda: flat.flattest_sharpness(ANISO, 3, seed=-1), "seed"),
+                        (lambda: saddles.saddle_sequence(REG, max_rank=0), "max_rank"),
+                        (lambda: saddles.saddle_sequence(REG, max_rank=-2), "max_rank")]:
+        with pytest.raises(ConfigError) as info:
+            call()
+        rh.check_message(info.value, field)
+    assert len(saddles.saddle_sequence(REG, max_rank=1)) == 2  # the origin and the rank-one saddle
+
+
+BAD_U0 = st.one_of(st.sampled_from([np.nan, np.inf, -np.inf, -1.0, 1e300, 1e101, [1.0, 2.0, 3.0], [[1.0]], "abc",
+                                    None, [1.0, np.nan], [1.0, -2.0], [1e300, 1.0]]), JUNK)
+
+
+@rh.property_settings(60)
+@given(u0=BAD_U0, depth=st.integers(2, 5))
+def test_mode_trajectories_refuse_bad_initial_strengths(u0, depth):
+    from dlnlab.theory import modes
+
+    rh.outcome("theory: modes.end_to_end_trajectory", lambda: modes.end_to_end_trajectory(WHITE, u0, [0.0, 1.0],
+                                                                                          depth=depth),
+               field="u0", must_fail=True)
+
+
+@rh.property_settings(40)
+@given(u0=st.floats(1e-12, 1e100), s=st.floats(0.0, 10.0), depth=st.integers(1, 4))
+def test_mode_strength_is_finite_and_solves_its_ode(u0, s, depth):
+    """Independent check: u(0) = u0 and a central finite difference of u(t) matches the flow's right-hand side
+    du/dt = 2 L |u|^(2 - 2/L) (s - u) (depth 1: 2 (s - u)); huge u0 (1e20, where 0.1's depth-2 formula gave inf
+    by cancellation) included."""
+    from dlnlab.theory import modes
+
+    t = np.array([0.0, 0.3, 0.3 - 1e-6, 0.3 + 1e-6])
+    u = rh.outcome("theory: modes.mode_strength", lambda: modes.mode_strength(s, u0, t, depth=depth))
+    assert u is not None and np.all(np.isfinite(u)) and np.all(u >= 0)
+    assert abs(u[0] - u0) <= 1e-9 * u0
+    L = depth
+    rhs = 2.0 * (s - u[1]) if L == 1 else 2 * L * u[1] ** (2 - 2 / L) * (s - u[1])
+    fd = (u[3] - u[2]) / 2e-6
+    assert abs(fd - rhs) <= 1e-4 * max(1.0, abs(rhs), u[1] ** 2), (fd, rhs)

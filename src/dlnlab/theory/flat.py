@@ -243,8 +243,8 @@ def flattest_sharpness(prob: Regression, depth: int, *, n_starts: int = 32, seed
     """
     prob = _check_prob(prob)
     N = as_int("depth", depth, low=1)
-    n_starts = as_int("n_starts", n_starts, low=0)
-    val = 2.0 * N * _maximise(prob, N, n_starts, seed)[0]
+    n_starts = as_int("n_starts", n_starts, low=1)  # 0 random starts would leave only the heuristic candidates
+    val = 2.0 * N * _maximise(prob, N, n_starts, as_int("seed", seed, low=0))[0]
     return val / 2.0 if half else val
 
 
@@ -255,7 +255,7 @@ def flattest_direction(prob: Regression, depth: int, *, n_starts: int = 32,
     minima have equal gains."""
     prob = _check_prob(prob)
     N = as_int("depth", depth, low=1)
-    return _maximise(prob, N, as_int("n_starts", n_starts, low=0), seed)[1]
+    return _maximise(prob, N, as_int("n_starts", n_starts, low=1), as_int("seed", seed, low=0))[1]
 
 
 def critical_step(prob: Regression, depth: int, **kw) -> float:

@@ -31,34 +31,58 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from .._checks import as_array, as_float, as_int
-from ..errors import DataError
+from ..errors import ConfigError, DataError, NumericalError
 from ..nets import Net
 from ..problems import Regression
 
 __all__ = ["mode_strength", "end_to_end_trajectory", "aligned_init", "target_modes"]
 
 
+# Mode strengths (targets and initial values) up to 1e100: the flow's right-hand side ~ u^(3 - 2/L) stays finite
+# in float64 for every depth (1e100^3 = 1e300).
+MAX_STRENGTH = 1e100
+
+
 def mode_strength(s: float, u0: float, t, *, depth: int = 2) -> np.ndarray:
-    """Mode strength ``u(t)`` under gradient flow for target singular value ``s`` and initial strength ``u0``."""
-    s = as_float("s", s, low=0.0)
-    u0 = as_float("u0", u0, low=0.0)
+    """Mode strength ``u(t)`` under gradient flow for target singular value ``s`` and initial strength ``u0``
+    (both in ``[0, 1e100]``)."""
+    s = as_float("s", s, low=0.0, high=MAX_STRENGTH)
+    u0 = as_float("u0", u0, low=0.0, high=MAX_STRENGTH)
     depth = as_int("depth", depth, low=1)
     t = as_array("t", t, ndim=(0, 1))
     if np.any(t < 0):
         raise DataError("t: expected non-negative times")
     if depth == 1:  # linear regression: du/dt = 2 (s - u)
-        return s + (u0 - s) * np.exp(-2.0 * t)
+        return -s * np.expm1(-2.0 * t) + u0 * np.exp(-2.0 * t)  # s + (u0 - s) e^(-2t) without cancellation
     if u0 == 0.0:  # the origin is a fixed point for depth >= 2
         return np.zeros(t.shape)
     if depth == 2:
-        return s / (1.0 + (s / u0 - 1.0) * np.exp(-4.0 * s * t))
+        # s / (1 + (s/u0 - 1) e^(-4st)) as u0 / (u0 g + e^(-4st)) with g = (1 - e^(-4st)) / s: no cancellation
+        # 1 - 1 when u0 >> s, no division by a tiny s (g -> 4t as s -> 0, the s = 0 solution u0 / (1 + 4 u0 t)).
+        x = 4.0 * s * t
+        g = 4.0 * t * np.where(x > 0, -np.expm1(-x) / np.where(x > 0, x, 1.0), 1.0)
+        return u0 / (u0 * g + np.exp(-x))
     L = depth
+    p = 2 - 2 / L
     order = np.argsort(t.ravel())
     ts = t.ravel()[order]
-    sol = solve_ivp(lambda _, u: 2 * L * np.abs(u) ** (2 - 2 / L) * (s - u), (0.0, float(ts[-1])), [u0],
-                    t_eval=ts, rtol=1e-12, atol=1e-14 * max(s, u0), method="DOP853")
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # the result is checked below
+        if u0 > s:
+            # From above, u falls ~ t^(-1/p) from a possibly huge u0 (a stiff start for an explicit solver). z = u^(-p)
+            # obeys dz/dt = 2 L p (1 - s z^(1/p)), bounded in [0, 2 L p] and increasing from u0^(-p) to s^(-p).
+            z0 = u0 ** -p
+            sol = solve_ivp(lambda _, z: 2 * L * p * (1 - s * np.abs(z) ** (1 / p)), (0.0, float(ts[-1])), [z0],
+                            t_eval=ts, rtol=1e-12, atol=1e-14 * z0, method="DOP853")
+            y = sol.y[0] ** (-1 / p) if sol.success else sol.y[0]
+        else:
+            sol = solve_ivp(lambda _, u: 2 * L * np.abs(u) ** p * (s - u), (0.0, float(ts[-1])), [u0],
+                            t_eval=ts, rtol=1e-12, atol=1e-14 * max(s, u0), method="DOP853")
+            y = sol.y[0]
+    if not sol.success or y.shape != ts.shape or not np.all(np.isfinite(y)):
+        raise NumericalError(f"u0: the mode ODE (depth {L}, s={s:g}, u0={u0:g}) failed: {sol.message}; expected "
+                             "a smaller initial strength or shorter times")
     out = np.empty_like(ts)
-    out[order] = sol.y[0]
+    out[order] = y
     return out.reshape(t.shape)
 
 
@@ -70,11 +94,23 @@ def target_modes(prob: Regression, *, tol: float = 1e-8):
     return np.linalg.svd(np.asarray(prob.Syx), full_matrices=False)
 
 
+def _strengths(u0, k: int) -> np.ndarray:
+    """``u0`` as ``k`` mode strengths (a scalar is broadcast), or a clear error."""
+    try:
+        arr = None if np.asarray(u0).dtype.kind not in "iuf" else np.asarray(u0, dtype=float)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != k):
+        got = f"shape {arr.shape}" if arr is not None else repr(u0)
+        raise ConfigError(f"u0: expected a number or {k} numbers (one per singular value of Syx), got {got}")
+    return np.broadcast_to(arr, (k,))
+
+
 def end_to_end_trajectory(prob: Regression, u0, t, *, depth: int) -> np.ndarray:
     """End-to-end matrices ``A(t) = U diag(u(t)) V^T`` (shape ``(len(t), d_out, d_in)``) from the aligned,
     balanced initialisation with mode strengths ``u0`` (one per singular value of ``Syx``, or a scalar)."""
     U, s, Vt = target_modes(prob)
-    u0 = np.broadcast_to(np.asarray(u0, dtype=float), s.shape)
+    u0 = _strengths(u0, s.size)
     t = as_array("t", t, ndim=1)
     strengths = np.stack([mode_strength(si, ui, t, depth=depth) for si, ui in zip(s, u0)], axis=1)
     return np.einsum("ik,tk,kj->tij", U, strengths, Vt)

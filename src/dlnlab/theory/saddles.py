@@ -215,7 +215,7 @@ def saddle_sequence(prob, *, method: str = "auto", max_rank: int | None = None, 
     """
     m, n = _shape(prob)
     one_of("method", method, ("auto", "closed_form", "greedy"))
-    K = min(m, n) if max_rank is None else as_int("max_rank", max_rank, low=0)
+    K = min(m, n) if max_rank is None else as_int("max_rank", max_rank, low=1)  # rank 0 alone: not a sequence
     tol = as_float("tol", tol, low=0.0)
     maxiter = as_int("maxiter", maxiter, low=1)
     if method == "closed_form" and not isinstance(prob, Regression):
