@@ -1,9 +1,13 @@
-"""Shared fixtures: float64 everywhere (dlnlab enables it on import) and reference problems."""
+"""Shared fixtures: float64 everywhere (enabled here: importing dlnlab changes no JAX setting) and reference
+problems."""
 
 import os
 
+import jax
 import numpy as np
 import pytest
+
+jax.config.update("jax_enable_x64", True)
 
 # The CLI keeps a persistent compilation cache in the user's cache folder; tests that run the CLI must not
 # write there (test_cli checks the cache itself in a temporary folder).

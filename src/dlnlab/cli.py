@@ -362,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
     args.command_line = "dlnlab " + shlex.join(argv)
+    import jax  # the command line computes in float64 (a process-wide JAX setting: the CLI's choice, not the library's)
+
+    jax.config.update("jax_enable_x64", True)
     try:
         return int(args.func(args))
     except DlnlabError as exc:

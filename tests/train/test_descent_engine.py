@@ -27,7 +27,8 @@ def first_blowup(lr):
 def test_each_run_of_a_batch_diverges_at_its_own_step(every):
     lrs = [101.0, 0.1, 11.0, 0.3]
     assert [first_blowup(lr) for lr in lrs[::2]] == [3, 5]
-    runs = dl.train_batched(SCALAR, [ONE] * 4, lr=lrs, steps=20, record_every=every)
+    runs = dl.train_batched(SCALAR, [ONE] * 4, [dl.GD(lr=lr_, steps=20) for lr_ in lrs],
+                            record=dl.Record(times=range(0, 20 + 1, every)))
     for run, lr in zip(runs, lrs):
         factor = 1 - 2 * lr
         if abs(factor) > 1:
@@ -37,7 +38,7 @@ def test_each_run_of_a_batch_diverges_at_its_own_step(every):
             np.testing.assert_allclose(float(run.params[0][0, 0]), factor**bad, rtol=1e-12)
             expected_times = sorted(set(range(0, bad + 1, every)) | {bad})
         else:
-            assert run.status == "max_steps" and run.diverged_at is None and run.n_steps == 20
+            assert run.status == "completed" and run.diverged_at is None and run.n_steps == 20
             np.testing.assert_allclose(float(run.params[0][0, 0]), factor**20, rtol=1e-12)
             expected_times = sorted(set(range(0, 21, every)) | {20})
         np.testing.assert_array_equal(run.times, expected_times)
@@ -52,10 +53,10 @@ def test_batched_runs_equal_single_runs_with_early_stops(make_data):
     net = dl.Net((3, 4, 4, 2))
     inits = [net.init(jax.random.key(s), scheme="gaussian", scale=0.5) for s in range(5)]
     lrs = [0.05, 0.01, 0.0002, 10.0, 1e-6]
-    opts = dict(steps=300, record_every=25, loss_threshold=0.1 * float(obj.value(inits[0])))
-    batched = dl.train_batched(obj, inits, lr=lrs, **opts)
-    alone = [dl.train(obj, p, lr=lr, **opts) for p, lr in zip(inits, lrs)]
-    assert {r.status for r in alone} == {"converged", "diverged", "max_steps"}  # the batch really mixes stopping rules
+    opts = dict(record=dl.Record(n=12), stop=dl.Stop(loss=0.1 * float(obj.value(inits[0]))))
+    batched = dl.train_batched(obj, inits, [dl.GD(lr=lr_, steps=300) for lr_ in lrs], **opts)
+    alone = [dl.train(obj, p, dl.GD(lr=lr, steps=300), **opts) for p, lr in zip(inits, lrs)]
+    assert {r.status for r in alone} == {"converged", "diverged", "completed"}  # the batch really mixes stopping rules
     for b, a in zip(batched, alone):
         assert (b.status, b.diverged_at, b.n_steps) == (a.status, a.diverged_at, a.n_steps)
         np.testing.assert_array_equal(b.times, a.times)
@@ -73,9 +74,9 @@ def test_batched_sgd_equals_single_sgd_runs(make_data):
     net = dl.Net((3, 5, 2))
     inits = [net.init(jax.random.key(10 + s), scheme="gaussian", scale=0.3) for s in range(3)]
     keys = jax.random.split(jax.random.key(3), 3)
-    batched = dl.train_batched(obj, inits, method="sgd", lr=0.05, steps=40, batch_size=8, key=jax.random.key(3))
+    batched = dl.train_batched(obj, inits, dl.SGD(lr=0.05, steps=40, batch_size=8), key=jax.random.key(3))
     for run, p, k in zip(batched, inits, keys):
-        alone = dl.train(obj, p, method="sgd", lr=0.05, steps=40, batch_size=8, key=k)
+        alone = dl.train(obj, p, dl.SGD(lr=0.05, steps=40, batch_size=8), key=k)
         for Wb, Wa in zip(run.params, alone.params):
             np.testing.assert_allclose(Wb, Wa, rtol=1e-12, atol=1e-14)
     assert not np.allclose(batched[0].params[0], batched[1].params[0])
@@ -90,8 +91,8 @@ def test_float32_problem_trains_in_float32(make_data):
     np.testing.assert_allclose(p32.Sxx, p64.Sxx, rtol=1e-6)  # moments taken in float64, then stored
     net = dl.Net((3, 4, 2))
     init = net.init(jax.random.key(1), scheme="gaussian", scale=0.3)
-    run32 = dl.train(dl.Objective(p32), tuple(W.astype(jnp.float32) for W in init), lr=0.05, steps=200)
-    run64 = dl.train(dl.Objective(p64), init, lr=0.05, steps=200)
+    run32 = dl.train(dl.Objective(p32), tuple(W.astype(jnp.float32) for W in init), dl.GD(lr=0.05, steps=200))
+    run64 = dl.train(dl.Objective(p64), init, dl.GD(lr=0.05, steps=200))
     assert all(W.dtype == jnp.float32 for W in run32.params)
     for W32, W64 in zip(run32.params, run64.params):
         np.testing.assert_allclose(W32, W64, rtol=1e-4, atol=1e-5)
@@ -115,4 +116,4 @@ def test_batched_params_with_nan_name_the_layer():
     bad = (np.ones((2, 1)), np.array([[1.0, np.nan]]))
     # dl.Objective itself rejects the matrix (naming the layer) before the batch's own test, which also names the run
     with pytest.raises(DataError, match=r"\[1\]: contains NaN"):
-        dl.train_batched(SCALAR, [good, good, bad, good], lr=0.1, steps=3)
+        dl.train_batched(SCALAR, [good, good, bad, good], dl.GD(lr=0.1, steps=3))

@@ -9,7 +9,6 @@ from scipy.integrate import solve_ivp
 
 import dlnlab as dl
 from dlnlab.theory import modes
-from dlnlab.train import _api
 from dlnlab.train._rkc import RKC, CountingPID
 
 
@@ -38,18 +37,16 @@ def test_new_times_tolerances_and_thresholds_reuse_the_compiled_runner(saxe):
         traces.append(1)
         return {"w1_sq": (params[0] ** 2).sum()}
 
-    before = _api._compiled.cache_info()
     runs = []
     for t1, t_stop, tol in ((4.0, 2.5, 1e-10), (6.0, 3.5, 1e-11)):
         ts = np.linspace(0.0, t1, 21)
         threshold = float(loss_at(t_stop)[0])
-        runs.append((dl.train(obj, p0, method="flow", t1=t1, save_at=ts, rtol=tol, atol=tol * 1e-2,
-                              loss_threshold=threshold, divergence_threshold=1e6 * t1, summaries=extra), t_stop))
+        runs.append((dl.train(obj, p0, dl.Flow(t1=t1, rtol=tol, atol=tol * 1e-2),
+                              record=dl.Record(times=ts, summaries=("loss", "singular_values", extra)),
+                              stop=dl.Stop(loss=threshold, divergence=1e6 * t1)), t_stop))
         if len(runs) == 1:
             n_traces = len(traces)
-    after = _api._compiled.cache_info()
     assert n_traces > 0 and len(traces) == n_traces  # the second call traced nothing
-    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
     for run, t_stop in runs:
         assert run.status == "converged"
         # the event stops at the closed-form time at which the loss reaches the threshold
@@ -69,7 +66,7 @@ def test_a_run_stopped_by_the_loss_threshold_is_converged():
     p0 = dl.Net((4, 8, 8, 4)).init(jax.random.key(0), scheme="gaussian", scale=0.1)
     ends = []
     for threshold in (1.001, 1.01, 1.1, 1.5, 3.0):
-        run = dl.train(obj, p0, method="flow", t1=50.0, save_at="log", loss_threshold=threshold)
+        run = dl.train(obj, p0, dl.Flow(t1=50.0), record=dl.Record(spacing="log"), stop=dl.Stop(loss=threshold))
         assert run.status == "converged", (threshold, run.message)
         assert run.final_loss <= threshold * (1 + 1e-12)
         assert run.final_loss == pytest.approx(threshold, rel=1e-9)
@@ -160,7 +157,7 @@ def test_rkc_flow_matches_radau_on_a_stiff_flow_and_the_saxe_closed_form(stiff_p
     obj = dl.Objective(stiff_problem)
     p0 = net.init(jax.random.key(1), scheme="gaussian", scale=0.3)
     t1 = 100.0
-    run = dl.train(obj, p0, method="flow", solver="rkc", t1=t1, rtol=1e-9, atol=1e-11)
+    run = dl.train(obj, p0, dl.Flow(t1=t1, solver="rkc", rtol=1e-9, atol=1e-11))
     sizes = [W.size for W in p0]
     cuts = np.cumsum([0] + sizes)
 
@@ -181,8 +178,9 @@ def test_rkc_flow_matches_radau_on_a_stiff_flow_and_the_saxe_closed_form(stiff_p
     Syx = rng.normal(size=(2, 3))
     prob = dl.Regression.from_moments(np.eye(3), Syx, float(np.sum(Syx**2)) + 1.0)
     ts = np.linspace(0.0, 4.0, 101)
-    run = dl.train(dl.Objective(prob), modes.aligned_init(net, prob, 1e-3), method="flow", solver="rkc", t1=4.0,
-                   save_at=ts, rtol=1e-9, atol=1e-11)
+    run = dl.train(dl.Objective(prob), modes.aligned_init(net, prob, 1e-3),
+                   dl.Flow(t1=4.0, solver="rkc", rtol=1e-9, atol=1e-11),
+                   record=dl.Record(times=ts, summaries=("loss", "singular_values")))
     theory = np.linalg.svd(modes.end_to_end_trajectory(prob, 1e-3, ts, depth=2), compute_uv=False)
     np.testing.assert_allclose(run.history["singular_values"], theory, atol=1e-5)
     assert theory[-1, 0] > 100 * theory[0, 0]

@@ -3,8 +3,8 @@ requested times, and stopping events.
 
 Stopping events (checked after every accepted solver step):
 
-- ``loss_threshold``: the loss has fallen to the threshold;
-- ``grad_threshold``: the gradient norm is below the threshold *and* the flow has left its starting point. A
+- ``dl.Stop(loss=...)``: the loss has fallen to the threshold;
+- ``dl.Stop(grad_norm=...)``: the gradient norm is below the threshold *and* the flow has left its starting point. A
   small initialisation starts next to the saddle at the origin, where the gradient is tiny (order
   ``scale**(L-1)``) although the point is not a minimum; a plain steady-state test would stop at once
   (diffrax issue #448 is the same trap). The test is therefore armed only once the loss has dropped by
@@ -16,6 +16,9 @@ Stopping events (checked after every accepted solver step):
 Compilation: the runner is built from the *structure* of a call only (solver, ``max_steps``, the number of save
 times, which thresholds are used, the summaries); the final time, the save times, the tolerances and the
 threshold values are traced arguments, so a loop over ``t1`` or thresholds compiles once.
+
+Records are computed by diffrax's ``SubSaveAt(fn=...)`` at each save time from the dense interpolant, each one
+independently (so a warm-started summary such as ``sharpness`` starts cold at every record).
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ import jax
 import jax.numpy as jnp
 import optimistix as optx
 
+from ..summaries import Point, evaluate
 from ._rkc import RKC, CountingPID
-from ._summary import all_finite, make_summary
 
 SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8, "rkc": RKC}
 # Gradient evaluations per solver step of the fixed-stage schemes (first-same-as-last ones reuse one stage);
 # RKC counts its own (stages vary per step).
 EVALS_PER_STEP = {"tsit5": 6, "dopri5": 6, "dopri8": 12}
-# The traced options of a flow call (see ``make_flow``).
-DYNAMIC = ("t1", "save_at", "rtol", "atol", "loss_threshold", "grad_threshold", "divergence_threshold")
+
+
+def all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 class _StopTime(optx.Bisection):
@@ -75,22 +80,26 @@ def _summed(fn):
     return summed
 
 
-def make_flow(*, max_steps: int, solver: str, loss_event: bool, grad_event: bool, summaries):
+def make_flow(*, max_steps: int, solver: str, loss_event: bool, grad_event: bool, summaries: tuple):
     """Build ``run(objective, params, dyn) -> (history, params, result, t_final, n_steps, stop_kind, summary,
     n_grad_evals)``.
 
-    ``dyn`` holds the traced options named in ``DYNAMIC`` (scalars, and ``save_at`` an array whose length is
-    part of the compiled shape); ``loss_event``/``grad_event`` say whether the thresholds are used at all.
+    ``dyn`` holds the traced values: ``t1``, ``save_at`` (an array whose length is part of the compiled shape),
+    ``rtol``, ``atol``, ``loss``, ``grad_norm``, ``divergence``; ``loss_event``/``grad_event`` say whether the
+    thresholds are used at all.
     """
 
     def run(objective, params, dyn):
-        summary_of = make_summary(objective, summaries)
-        lthr = dyn["loss_threshold"] if loss_event else -jnp.inf
-        gthr = dyn["grad_threshold"] if grad_event else -jnp.inf
+        def summary_of(p):
+            loss, g = objective.value_and_grad(p)
+            return evaluate(summaries, Point(objective, p, loss, g), (None,) * len(summaries))[0]
+
+        lthr = dyn["loss"] if loss_event else -jnp.inf
+        gthr = dyn["grad_norm"] if grad_event else -jnp.inf
         loss0, g0 = objective.value_and_grad(params)
         gnorm0 = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(g0)))
         arm_drop = 1e-3 * jnp.maximum(jnp.abs(loss0), 1.0)
-        blowup = dyn["divergence_threshold"] * jnp.maximum(1.0, jnp.abs(loss0))
+        blowup = dyn["divergence"] * jnp.maximum(1.0, jnp.abs(loss0))
 
         # RKC integrates (params, evaluation counter) pairs so that rejected steps are counted too.
         counted = solver == "rkc"
@@ -141,7 +150,11 @@ def make_flow(*, max_steps: int, solver: str, loss_event: bool, grad_event: bool
             evals = jnp.round(sol.controller_state[1]) + method.init_cost() + 2
         else:
             evals = n_steps * EVALS_PER_STEP[solver] + 1.0
-        return (history, final, sol.result._value, sol.ts[1][-1], n_steps, kind, summary_of(final), evals)
+        # Under x64, diffrax's times are float64 and promote a float32 state; results keep the params' dtype.
+        final = jax.tree.map(lambda x, x0: x.astype(x0.dtype), final, params)
+        last = summary_of(final)
+        history = {k: v.astype(last[k].dtype) for k, v in history.items()}
+        return (history, final, sol.result._value, sol.ts[1][-1], n_steps, kind, last, evals)
 
     return run
 
@@ -150,7 +163,7 @@ def result_message(code: int) -> tuple[str, str]:
     """Map a diffrax result code to (status, message) for runs that did not stop on an event."""
     results = diffrax.RESULTS
     if code == results.successful._value:
-        return "max_steps", "reached t1 before any stopping criterion was met"
+        return "completed", "reached t1 before any stopping rule was met"
     if code == results.max_steps_reached._value:
-        return "solver_failed", "the ODE solver used max_steps steps before reaching t1; raise max_steps"
-    return "solver_failed", f"the ODE solver failed (diffrax result code {code}); try a smaller rtol/atol"
+        return "failed", "the ODE solver used max_steps steps before reaching t1; raise dl.Flow(max_steps=...)"
+    return "failed", f"the ODE solver failed (diffrax result code {code}); try a smaller rtol/atol"

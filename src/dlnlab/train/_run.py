@@ -1,50 +1,76 @@
-"""The result of a training run."""
+"""The result of a training run: ``dl.Run`` (a pytree) and ``dl.Status``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import enum
 
+import equinox as eqx
 import numpy as np
 
-__all__ = ["Run", "STATUSES"]
-
-STATUSES = ("converged", "max_steps", "diverged", "solver_failed")
+__all__ = ["Run", "Status"]
 
 
-@dataclass(frozen=True)
-class Run:
-    """What :func:`dlnlab.train` returns.
+class Status(enum.StrEnum):
+    """How a run ended. A string enum: ``run.status == "converged"`` works; ``Status.X.message`` explains it.
 
-    Attributes:
-        method: ``"gd"``, ``"sgd"`` or ``"flow"``.
-        times: record times: step indices for ``gd``/``sgd``, gradient-flow times for ``flow``. For ``gd`` with a
-            constant step ``lr`` the gradient-flow time is ``lr * times``.
-        history: per record, ``"loss"`` (the exact objective, with weight decay), ``"grad_norm"``,
-            ``"singular_values"`` (of the end-to-end matrix, descending), ``"layer_norms"`` (Frobenius, per layer),
-            ``"balancedness"`` (normalised scalar, see :func:`dlnlab.diagnostics.balancedness`) and any
-            user summaries.
-        params: the final parameters (the last finite ones when the run diverged).
-        status: ``"converged"`` (a loss or gradient threshold was met), ``"max_steps"`` (the step or time budget
-            ran out first), ``"diverged"`` (NaN, Inf or blow-up: see ``diverged_at``) or ``"solver_failed"`` (flow).
-        diverged_at: the step (gd/sgd) or the time (flow) at which the blow-up appeared, else ``None``.
-        n_steps: optimizer steps taken (gd/sgd) or accepted + rejected solver steps (flow).
-        n_grad_evals: gradient evaluations used.
-        message: a human explanation of the status.
+    - ``converged``: a stopping rule of :class:`~dlnlab.Stop` (loss or gradient norm) was met;
+    - ``completed``: the run reached its end (all ``steps``, or ``t1``) without meeting a stopping rule;
+    - ``diverged``: a non-finite or blown-up loss or non-finite parameters (``run.diverged_at`` says when; the
+      run keeps its last finite parameters);
+    - ``failed``: the ODE solver failed (``max_steps`` exhausted, step size collapse); ``run.message`` says why.
     """
 
-    method: str
+    converged = "converged"
+    completed = "completed"
+    diverged = "diverged"
+    failed = "failed"
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    Status.converged: "a stopping rule (dl.Stop loss or grad_norm) was met",
+    Status.completed: "the run reached its end (steps or t1) without meeting a stopping rule",
+    Status.diverged: "the loss or the parameters blew up or became non-finite; lower the learning rate",
+    Status.failed: "the ODE solver failed before reaching t1",
+}
+
+
+class Run(eqx.Module):
+    """What :func:`dlnlab.train` returns: a pytree (``times``, ``history`` and ``params`` are its leaves; the
+    rest is static metadata), so ``jax.tree_util`` functions and ``eqx.filter`` work on it.
+
+    Attributes:
+        times: record times (NumPy): step counts for ``dl.GD``/``dl.SGD`` (with a constant step ``lr`` the
+            gradient-flow time is ``lr * times``), gradient-flow times for ``dl.Flow``.
+        history: per record, one array per summary of ``record.summaries`` (leading axis = records).
+        params: the final parameters (the last finite ones when the run diverged).
+        status: a :class:`Status`.
+        message: the status explained for this run (the step or time at which it stopped, the solver's reason).
+        diverged_at: the step (GD/SGD: the step whose update blew up) or time (flow) of divergence, else ``None``.
+        n_steps: optimizer steps taken (GD/SGD) or accepted solver steps (flow).
+        n_grad_evals: gradient evaluations used (records excluded).
+        method, record, stop: the objects that made the run: ``dl.train(obj, p0, run.method,
+            record=run.record, stop=run.stop, key=...)`` repeats it.
+    """
+
     times: np.ndarray
-    history: dict[str, np.ndarray]
-    params: tuple
-    status: str
-    diverged_at: float | None = None
-    n_steps: int = 0
-    n_grad_evals: int = 0
-    message: str = ""
-    config: dict = field(default_factory=dict)
+    history: dict
+    params: object
+    status: Status = eqx.field(static=True)
+    message: str = eqx.field(static=True)
+    diverged_at: float | None = eqx.field(static=True)
+    n_steps: int = eqx.field(static=True)
+    n_grad_evals: int = eqx.field(static=True)
+    method: object = eqx.field(static=True)
+    record: object = eqx.field(static=True)
+    stop: object = eqx.field(static=True)
 
     @property
     def loss(self) -> np.ndarray:
+        """The recorded loss (needs ``"loss"`` among the record's summaries)."""
         return self.history["loss"]
 
     @property
@@ -54,8 +80,9 @@ class Run:
     @property
     def ok(self) -> bool:
         """True unless the run diverged or the solver failed."""
-        return self.status in ("converged", "max_steps")
+        return self.status in (Status.converged, Status.completed)
 
     def __repr__(self) -> str:
-        return (f"Run(method={self.method!r}, status={self.status!r}, records={len(self.times)}, "
-                f"final_loss={self.final_loss:.6g}, n_steps={self.n_steps})")
+        last = f", final_loss={self.final_loss:.6g}" if "loss" in self.history else ""
+        return (f"Run(method={self.method!r}, status={self.status.value!r}, records={len(self.times)}{last}, "
+                f"n_steps={self.n_steps})")

@@ -1,7 +1,7 @@
 """Step-size rules for gradient descent on separable classification, as optax transformations.
 
 Two full optimizers (they return ``-eta_t * grad`` like ``optax.sgd``), for use as
-``dl.train(..., method="gd", optimizer=...)``:
+``dl.train(obj, p0, dl.GD(optimizer=..., steps=...))``:
 
 - :func:`ball_sgd`: the step-size schedule of Ji and Telgarsky (ICLR 2019), Assumption 5. With
   ``B(R) = {W : max_k ||W_k||_F <= R}`` and the smoothness constant of Lemma 5 on ``B(R)``
