@@ -96,7 +96,8 @@ def argv(draw):
     elif cmd == "plot":
         args += draw(st.lists(st.sampled_from(DIRS), max_size=2))
         for flag in draw(st.lists(st.sampled_from(["--x", "--y", "--metric"]), max_size=2, unique=True)):
-            args += [flag, draw(st.sampled_from(["x", "seed", "nope", "final_loss", ""]))]
+            args += [flag, draw(st.sampled_from(["x", "seed", "nope", "final_loss", "", "../../up", "/tmp/x",
+                                                 "a\x00b"]))]
     if draw(st.booleans()):
         args.insert(draw(st.integers(0, len(args))), draw(ODD))
     return args
@@ -138,6 +139,53 @@ def _prepare_store():
 _prepare_store()
 
 
+def _hostile_stores() -> list[str]:
+    """Stores a hostile or unlucky user could hand to ``dlnlab plot`` (issue 13): each must give exit 0 with
+    figures inside the store, or one clear line; never a file outside it, never a traceback."""
+    import shutil
+
+    import pandas as pd
+
+    made = []
+
+    def copy(name):
+        dst = ROOT / name
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(ROOT / "store", dst)
+        made.append(str(dst))
+        return dst
+
+    d = copy("traversal")
+    meta = json.loads((d / "sweep.json").read_text())
+    meta["metrics"] = ["/../../../ESCAPED2"]
+    (d / "sweep.json").write_text(json.dumps(meta))
+    df = pd.read_parquet(d / "results.parquet")
+    df["/../../../ESCAPED2"] = range(len(df))
+    df.to_parquet(d / "results.parquet", index=False)
+    (copy("listmeta") / "sweep.json").write_text("[1, 2]")
+    d = copy("badaxes")
+    meta = json.loads((d / "sweep.json").read_text())
+    meta["varying_axes"] = [1, [None]]
+    (d / "sweep.json").write_text(json.dumps(meta))
+    d = copy("parquetdir")
+    (d / "results.parquet").unlink()
+    (d / "results.parquet" / "x").mkdir(parents=True)
+    d = copy("edited")
+    df = pd.read_parquet(d / "results.parquet")
+    df["final_loss"] = -1.0
+    df.to_parquet(d / "results.parquet", index=False)
+    d = copy("othersweep")
+    meta = json.loads((d / "sweep.json").read_text())
+    meta["runs"] = ["0" * 32] + meta["runs"]  # a sweep that has not stored all its runs yet
+    (d / "sweep.json").write_text(json.dumps(meta))
+    return made
+
+
+HOSTILE = _hostile_stores()
+DIRS += HOSTILE
+
+
 # the field is an option (--seed), an argument (config, NAME) or a config key (grid.x)
 _CLI_ERROR = re.compile(r"^dlnlab: error: -{0,2}[A-Za-z_][^\s:]*(?:, -{0,2}[A-Za-z_][^\s:]*)*: (.*)$")
 
@@ -150,6 +198,7 @@ def test_cli_exit_codes_and_one_line_errors(args):
         code = main(list(args))
     text = out.getvalue() + err.getvalue()
     assert "Traceback" not in text, text
+    assert not list(ROOT.parent.glob("ESCAPED*")) and not list(ROOT.glob("ESCAPED*"))  # nothing outside a store
     assert code in (0, 1, 2), code
     if code == 2:
         lines = err.getvalue().strip().splitlines()
@@ -167,3 +216,22 @@ def test_cli_reproduce_writes_claims_and_report_for_valid_names(tmp_path):
         assert main(["reproduce", experiments.names()[0], "--out", str(tmp_path), "--quiet"]) == 0
     assert json.loads((tmp_path / "claims.json").read_text()) == []
     assert (tmp_path / "report.html").is_file()
+
+
+def test_cli_plot_on_hostile_stores():
+    """Each hostile store: a clear line and exit 2, or (a stale or edited table) a plot of the table rebuilt from
+    the verified records, exit 0."""
+    expected = {"traversal": 2, "listmeta": 2, "badaxes": 2, "othersweep": 2, "parquetdir": 0, "edited": 0}
+    for d in HOSTILE:
+        out, err = io.StringIO(), io.StringIO()
+        with _cheap_environment(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["plot", d])
+        assert "Traceback" not in out.getvalue() + err.getvalue()
+        assert code == expected[Path(d).name], (d, err.getvalue())
+        if code == 2:
+            line = err.getvalue().strip()
+            assert "\n" not in line and _CLI_ERROR.match(line) and "expected" in line and "got" in line, line
+            rh.REJECTED["CLI plot on hostile stores"] += 1
+        else:
+            rh.ACCEPTED["CLI plot on hostile stores"] += 1
+    assert not list(ROOT.parent.glob("ESCAPED*")) and not list(ROOT.glob("ESCAPED*"))

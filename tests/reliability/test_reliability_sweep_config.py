@@ -220,3 +220,57 @@ def test_config_names_are_looked_up_never_imported(monkeypatch):
     monkeypatch.undo()
     assert not calls
     assert not {"subprocess", "pickle", "shutil", "dlnlab.cli"} & set(seen)
+
+
+# -- every numeric field at the edges (issue 13, item 5): a clear error naming it, or a value in its range --------
+
+EDGES = [math.inf, -math.inf, math.nan, 0, 0.0, -0.0, -1, -1.0, -1e300, 1e308, 1.7976931348623157e308, 2**63 - 1,
+         2**63, 2**70, 10**30, 1e-320]
+
+
+def _numeric_fields():
+    for name in FUNCTIONS:
+        fn = get_sweepable(name)
+        for field, f in sorted(fn.all_fields.items()):
+            if f.kind in ("int", "float", "ints", "floats"):
+                yield fn, field, f
+
+
+def test_every_numeric_field_at_inf_nan_zero_negative_and_huge():
+    """Each edge value in ``fixed``, in ``grid`` and as TOML text: either one clear error naming the field, or a
+    config whose value lies in the field's documented range. A value outside the range that is accepted would be
+    a silent acceptance (the goal, asserted here: 0)."""
+    silent = []
+    for fn, field, f in _numeric_fields():
+        if fn.name == "teacher_regression":  # a built-in function documents a finite range for every number
+            assert f.low is not None and f.high is not None and math.isfinite(f.high), field
+        wrap = (lambda v: [v]) if f.kind in ("ints", "floats") else (lambda v: v)
+        for value in EDGES + ([f.low - 1, f.high * 10 + 1] if f.high is not None else []):
+            if field == "seed":
+                cfgs = [{"function": fn.name, "seeds": [value]}, {"function": fn.name, "seeds": value}]
+            else:
+                cfgs = [{"function": fn.name, "fixed": {field: wrap(value)}},
+                        {"function": fn.name, "grid": {field: [wrap(value)]}}]
+            for cfg in cfgs:
+                spec = rh.outcome("sweep config: numeric fields at the edges",
+                                  lambda cfg=cfg: load_spec(cfg), field="seeds" if field == "seed" else field)
+                texts = []
+                if not isinstance(value, float) or math.isfinite(value) or field != "seed":
+                    try:
+                        texts.append(to_toml(cfg))
+                    except TypeError:
+                        pass
+                for text in texts:
+                    rh.outcome("sweep config: numeric fields at the edges (TOML)",
+                               lambda text=text: load_spec(text), field="seeds" if field == "seed" else field)
+                if spec is None:
+                    continue
+                for run in spec.expand():
+                    v = run[field]
+                    for x in (v if isinstance(v, tuple) else (v,)):
+                        inside = (math.isfinite(x) and (f.low is None or x >= f.low)
+                                  and (f.high is None or x <= f.high))
+                        if not inside:
+                            silent.append((fn.name, field, value, x))
+    assert not silent, f"values outside the documented range accepted: {silent[:5]}"
+    rh.OUTCOMES["sweep config: edge values accepted outside their range (goal 0)"] += len(silent)
