@@ -118,8 +118,8 @@ class Store:
 
         for folder in (self.root, self.runs):
             if folder.exists() and not folder.is_dir():
-                raise ConfigError(f"out: expected a folder at {str(folder)!r}, got a file; remove it or use another "
-                                  "folder")
+                raise ConfigError(f"out: expected a writable folder, got {str(folder)!r} (a file); remove it or use "
+                                  "another folder")
         try:
             self.runs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -129,8 +129,8 @@ class Store:
         for name in self._FILES:
             self._expect_file(self.root / name)
         if (self.root / "figures").exists() and not (self.root / "figures").is_dir():
-            raise ConfigError(f"out: expected a folder at {str(self.root / 'figures')!r}, got a file; remove it or "
-                              "use another folder")
+            raise ConfigError(f"out: expected a writable folder, got {str(self.root / 'figures')!r} (a file); remove "
+                              "it or use another folder")
         self._lock = FileLock(str(self.root / ".lock"))
         try:
             self._lock.acquire(timeout=0)
