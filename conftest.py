@@ -9,10 +9,12 @@ JAX setting, so it is enabled here (tests/conftest.py does the same for the test
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import jax
 import pytest
+from _pytest.doctest import DoctestModule
 
 jax.config.update("jax_enable_x64", True)
 
@@ -35,6 +37,18 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     """Doctests of the package's modules (pytest's ``--doctest-modules`` does the same when it is given)."""
     if file_path.suffix != ".py" or _SRC not in file_path.parents or parent.config.option.doctestmodules:
         return None
-    from _pytest.doctest import DoctestModule
+    return _InstalledDoctests.from_parent(parent, path=file_path)
 
-    return DoctestModule.from_parent(parent, path=file_path)
+
+class _InstalledDoctests(DoctestModule):
+    """A module's doctests, imported by its dotted name (``dlnlab.curvature``), not from its file.
+
+    The README installs dlnlab with ``pip install .``, so the package the tests import lives in site-packages;
+    importing ``src/dlnlab/...`` by path as well would give two copies of dlnlab (pytest refuses that). The dotted
+    name finds the installed one, which is the same code.
+    """
+
+    def _getobj(self):
+        rel = self.path.relative_to(_SRC.parent).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        return importlib.import_module(".".join(parts))
