@@ -33,6 +33,12 @@ def _calls(tree):
             yield name, node
 
 
+# The only modules allowed to import a computed name: experiment discovery imports the targets of dlnlab's fixed
+# table of built-in experiments and of the "dlnlab.experiments" entry points of installed packages (code the user
+# installed, as the experiment contract requires); never a name read from a config, a store or the command line.
+_LOADERS = {"experiments/_registry.py"}
+
+
 def test_no_eval_exec_pickle_or_dynamic_import_in_the_package():
     """A static scan of every module: no code path can evaluate or unpickle data from a file."""
     problems = []
@@ -50,7 +56,7 @@ def test_no_eval_exec_pickle_or_dynamic_import_in_the_package():
             if name in ("eval", "exec", "compile"):
                 problems.append(f"{rel}:{node.lineno} calls {name}")
             literal = bool(node.args) and isinstance(node.args[0], ast.Constant)
-            if name in ("__import__", "importlib.import_module") and not literal:
+            if name in ("__import__", "importlib.import_module") and not literal and str(rel) not in _LOADERS:
                 problems.append(f"{rel}:{node.lineno} imports a computed name with {name}")
             if name in ("os.system", "os.popen") or (
                 short in ("run", "Popen", "call", "check_output")
