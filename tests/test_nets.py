@@ -77,3 +77,36 @@ def test_bad_nets_and_inits_name_the_field():
         dl.Net((4, 1, 4)).init(0, scheme="balanced", target=np.eye(4))
     with pytest.raises(DataError, match="target"):
         dl.Net((4, 4, 4)).init(0, scheme="balanced", target=np.eye(3))
+
+
+def test_check_params_names_the_layer_for_shape_dtype_and_values():
+    net = dl.Net((3, 4, 2))
+    good = net.init(jax.random.key(0), scheme="gaussian", scale=0.1)
+    assert all(a is b or np.array_equal(a, b) for a, b in zip(net.check_params(list(good)), good))
+    with pytest.raises(DataError, match=r"params\[1\]: expected shape \(2, 4\)"):
+        net.check_params((good[0], good[1].T))
+    with pytest.raises(DataError, match=r"params: expected 2 weight matrices"):
+        net.check_params(good[:1])
+    with pytest.raises(DataError, match=r"params\[0\].*int32"):
+        net.check_params((np.ones((4, 3), np.int32), good[1]))
+    with pytest.raises(DataError, match=r"params\[1\].*NaN.*\(0, 2\)"):
+        net.check_params((good[0], np.asarray(good[1]).copy() * np.array([1, 1, np.nan, 1])))
+
+
+def test_decay_terms_act_on_the_residual_branch_only_on_square_layers():
+    net = dl.Net((3, 3, 2), residual=True)
+    rng = np.random.default_rng(0)
+    W1, W2 = rng.normal(size=(3, 3)), rng.normal(size=(2, 3))
+    t1, t2 = net.decay_terms((W1, W2))
+    assert float(t1) == pytest.approx(np.sum((W1 - np.eye(3)) ** 2), rel=1e-14)
+    assert float(t2) == pytest.approx(np.sum(W2**2), rel=1e-14)
+    assert net.n_decay_terms() == 2 and net.is_dln and (net.d_in, net.d_out) == (3, 2)
+
+
+def test_residual_and_init_options_that_do_not_apply_are_errors():
+    with pytest.raises(ConfigError, match="residual"):
+        dl.Net((3, 4, 2), residual=True)
+    with pytest.raises(ConfigError, match="scale: does not apply to scheme 'zero'"):
+        dl.Net((2, 2)).init(0, scheme="zero", scale=5)
+    with pytest.raises(ConfigError, match="gamma"):
+        dl.Net((2, 2)).init(0, scheme="gaussian", scale=1.0, gamma=2.0)
