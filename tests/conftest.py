@@ -12,6 +12,9 @@ jax.config.update("jax_enable_x64", True)
 # The CLI keeps a persistent compilation cache in the user's cache folder; tests that run the CLI must not
 # write there (test_cli checks the cache itself in a temporary folder).
 os.environ.setdefault("DLNLAB_CACHE_DIR", "")
+# Stores (sweeps, the pieces of reproductions) are signed with a store key; tests use a fixed one instead of creating
+# the user's key file in ~/.config/dlnlab.
+os.environ.setdefault("DLNLAB_STORE_KEY", "dlnlab-tests")
 
 
 @pytest.fixture
