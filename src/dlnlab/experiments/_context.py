@@ -49,11 +49,6 @@ class Context:
         self._pieces = pieces
         self._figure_names: set[str] = set()
 
-    @property
-    def quick(self) -> bool:
-        """Whether the quick sizes are running (for labels; sizes belong in ``Experiment.sizes``)."""
-        return self.mode == "quick"
-
     # -- claims -------------------------------------------------------------------------------------------------
     def _where(self, claim) -> str:
         return f"experiment {self.paper!r}: claim {claim!r}"
