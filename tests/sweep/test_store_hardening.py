@@ -429,3 +429,9 @@ def test_an_executor_error_is_not_preceded_by_a_progress_line(tmp_path, capsys, 
                                    "--scheduler", "tcp://127.0.0.1:1"])  # no --quiet: the progress bar is on
     _one_clear_line(code, err, "scheduler")
     assert out == ""
+
+
+def test_a_sweepable_function_cannot_register_a_metric_that_is_a_path():
+    for bad in ("../up", "a/b", ".hidden", "", "x\x00"):
+        with pytest.raises(ConfigError, match="^metrics: expected names"):
+            Sweepable(name="bad_metric", fields={}, run_batch=_batch, static=(), metrics=(bad,))

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,10 @@ class Sweepable:
         bad = set(self.static) - set(self.all_fields)
         if bad:
             raise ConfigError(f"static: {sorted(bad)} are not fields of {self.name!r}")
+        for m in self.metrics:  # metric names become figure file names: plain names only
+            if not isinstance(m, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}", m):
+                raise ConfigError(f"metrics: expected names made of letters, digits, '_', '.', '+', '-' (not starting "
+                                  f"with '.'), got {m!r}")
         clash = set(self.metrics) & (
             set(self.all_fields) | {"status", "message", "run_id", "seconds"}
         )
