@@ -435,3 +435,20 @@ def test_a_sweepable_function_cannot_register_a_metric_that_is_a_path():
     for bad in ("../up", "a/b", ".hidden", "", "x\x00"):
         with pytest.raises(ConfigError, match="^metrics: expected names"):
             Sweepable(name="bad_metric", fields={}, run_batch=_batch, static=(), metrics=(bad,))
+
+
+def test_pool_workers_enable_float64_themselves():
+    """Importing dlnlab changes no JAX setting; the worker's initializer turns float64 on (even when the
+    environment does not ask for it)."""
+    import subprocess
+    import sys
+
+    code = ("import os, jax, dlnlab\n"
+            "before = jax.config.read('jax_enable_x64')\n"
+            "from dlnlab.sweep._executors import _worker_start\n"
+            "_worker_start(os.getppid())\n"
+            "print(before, jax.config.read('jax_enable_x64'), jax.numpy.ones(1).dtype)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_ENABLE_X64", "DLNLAB_X64")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["False", "True", "float64"], res.stdout
