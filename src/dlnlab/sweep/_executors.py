@@ -3,10 +3,12 @@
 Both executors call the same pure function, :func:`run_batch`, on the same batches, in worker
 processes with the same JAX settings (float64, one compute thread:
 ``--xla_cpu_multi_thread_eigen=false``, one BLAS/OpenMP thread), so a config gives bit-identical
-numbers on either (CPU). The settings are environment variables,
+numbers on either (CPU). The thread settings are environment variables,
 applied before the worker imports JAX: the local pool and a Dask ``LocalCluster`` inherit them from
 this process; workers of an existing cluster must be started with them (see
-:func:`worker_environment` and docs/workflow.md).
+:func:`worker_environment` and docs/workflow.md). Float64 is switched on by the worker entry itself
+(the pool's initializer, :func:`worker_run_batch` for Dask), never by importing dlnlab. What a batch
+prints on file descriptor 1 (LAPACK's complaints about inf) is captured and kept with its runs.
 
 Local pool workers die with the sweep process: a SIGKILL of ``dlnlab sweep`` (which runs no cleanup)
 ends its workers within a fraction of a second (:func:`_die_with_parent`), and with them the resource
