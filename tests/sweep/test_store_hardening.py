@@ -452,3 +452,11 @@ def test_pool_workers_enable_float64_themselves():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["False", "True", "float64"], res.stdout
+
+
+def test_load_trajectory_takes_run_ids_not_paths(tmp_path):
+    store = tmp_path / "store"
+    _sweep(store)
+    for bad in ("../../etc/passwd", "a" * 31, "A" * 32, 5, None, "/" + "a" * 31):
+        with pytest.raises(ConfigError, match="^run_id: expected a run id"):
+            load_trajectory(store, bad)

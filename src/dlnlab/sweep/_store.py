@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -329,6 +330,8 @@ class Store:
 def load_trajectory(out, rid: str) -> dict[str, np.ndarray]:
     """The stored trajectory arrays of run ``rid`` in store ``out``, verified against the
     checksum in the run's record (never unpickles)."""
+    if not isinstance(rid, str) or not re.fullmatch(r"[0-9a-f]{32}", rid):  # an id never names another path
+        raise ConfigError(f"run_id: expected a run id (32 hex digits, the run_id column), got {rid!r}")
     path = Path(out) / "runs" / f"{rid}.npz"
     if not path.is_file():
         raise ConfigError(f"run_id: expected a stored run, no trajectory {rid!r} under {str(out)!r}")
