@@ -91,7 +91,7 @@ def _stdout_captured():
         yield out
         return
     libc = None
-    with contextlib.suppress(OSError, AttributeError):
+    with contextlib.suppress(OSError, AttributeError, TypeError):
         libc = ctypes.CDLL(None)
     text = io.StringIO()
     with tempfile.TemporaryFile() as tmp:
@@ -150,7 +150,7 @@ def _die_with_parent(parent: int, poll: float = 0.25) -> None:
     parent): on Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere a
     daemon thread polls ``os.getppid()`` (a dead parent re-parents the worker) and exits within ``poll`` s."""
     if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
+        with contextlib.suppress(OSError, AttributeError, TypeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:  # died before the watch was set
         os._exit(1)
