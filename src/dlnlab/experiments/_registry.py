@@ -28,6 +28,8 @@ __all__ = ["GROUP", "BUILTIN", "discover", "names", "get", "Discovery"]
 
 GROUP = "dlnlab.experiments"
 BUILTIN = (
+    ("arora2019", "dlnlab.experiments.arora2019:EXPERIMENT"),
+    ("gissin2020", "dlnlab.experiments.gissin2020:EXPERIMENT"),
     ("jacot2021", "dlnlab.experiments.jacot2021:EXPERIMENT"),
     ("ji2019", "dlnlab.experiments.ji2019:EXPERIMENT"),
     ("mulayoff2020", "dlnlab.experiments.mulayoff2020:EXPERIMENT"),
