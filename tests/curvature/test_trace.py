@@ -71,3 +71,32 @@ def test_hutchinson_variance_falls_as_one_over_m_and_hutchpp_faster():
     assert -1.25 < slope["hutchinson"] < -0.75, slope
     assert slope["hutch++"] < -2.0, slope
     assert np.all(var["hutch++"][1:] < var["hutchinson"][1:] / 10)
+
+
+def test_dln_trace_closed_form():
+    """``E||W_L..W_1 x - y||^2`` is linear in each weight entry, so only the Gauss-Newton part reaches the Hessian's
+    diagonal: ``tr H = sum_i 2 ||P_i||_F^2 tr(Q_i Sxx Q_i^T) + 2 gamma_i |W_i|`` with ``P_i = W_L..W_{i+1}``,
+    ``Q_i = W_{i-1}..W_1``. The exact method matches it, and Hutch++ with a sketch as large as the space is exact."""
+    import dlnlab as dl
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(90, 4)) * np.array([2.5, 1.0, 0.4, 0.1])
+    Y = X @ rng.normal(size=(4, 3))
+    decay = [0.0, 0.02, 0.05]
+    obj = dl.Objective(dl.Regression.from_data(X, Y), weight_decay=decay)
+    params = dl.Net((4, 7, 2, 3)).init(jax.random.key(2), scheme="gaussian", scale=0.8)
+    Ws = [np.asarray(W) for W in params]
+    Sxx = X.T @ X / len(X)
+    closed = 0.0
+    for i, W in enumerate(Ws):
+        P = np.eye(W.shape[0])
+        for V in Ws[i + 1:]:
+            P = V @ P
+        Q = np.eye(4)
+        for V in Ws[:i]:
+            Q = V @ Q
+        closed += 2 * np.sum(P**2) * np.trace(Q @ Sxx @ Q.T) + 2 * decay[i] * W.size
+    assert curvature.trace(obj, params, method="exact").value == pytest.approx(closed, rel=1e-12)
+    n = sum(W.size for W in Ws)
+    assert curvature.trace(obj, params, method="hutch++", num_samples=3 * n + 2).value == pytest.approx(
+        closed, rel=1e-9)

@@ -16,7 +16,7 @@ from ._operator import asymmetry_error, hvp_flat, nonfinite_error, prepare, rand
 
 TRACE_METHODS = ("hutch++", "hutchinson", "exact")
 _DEFAULT_SAMPLES = 100
-_CHUNK = 10  # Hessian-vector products computed together (vmapped): matrix-matrix instead of matrix-vector work
+_CHUNK = 10  # Hutchinson's vectors per chunk: each chunk's Gram block Z^T H Z is a free symmetry check
 
 
 class TraceEstimate(NamedTuple):
@@ -39,7 +39,8 @@ def _asymmetry(A, B, scale):
 
 
 def _hvps(f, params, Z):
-    return jax.vmap(lambda z: hvp_flat(f, params, z))(Z)
+    # one product after another: on a CPU this measured faster than vmapped (batched) products, 2x for 33
+    return jax.lax.map(lambda z: hvp_flat(f, params, z), Z)
 
 
 @eqx.filter_jit
@@ -64,6 +65,17 @@ def _hutchinson(f, params, seed, *, num: int):
     return mean, var, jnp.max(asym)
 
 
+def _orthonormal_rows(A):
+    """An orthonormal basis of the rows of ``A`` (``s x n``, ``s << n``) by two passes of the Gram matrix's
+    eigendecomposition (SVQB, Stathopoulos & Wu 2002): ``s^2 n`` work in matrix products, where XLA's CPU QR of a
+    tall matrix took seconds; directions of a rank-deficient ``A`` (a low-rank Hessian) come out as zero rows."""
+    for _ in range(2):
+        lam, U = jnp.linalg.eigh(A @ A.T)
+        keep = lam > 100 * A.shape[0] * jnp.finfo(A.dtype).eps * lam[-1]
+        A = (U.T @ A) * jnp.where(keep, 1 / jnp.sqrt(jnp.where(keep, lam, 1)), 0)[:, None]
+    return A
+
+
 @eqx.filter_jit
 def _hutchpp(f, params, seed, *, s: int, g: int):
     """Hutch++ (Meyer, Musco, Musco & Woodruff 2021, Algorithm 1): the exact trace on the range ``Q`` of ``H S``
@@ -72,7 +84,7 @@ def _hutchpp(f, params, seed, *, s: int, g: int):
     x, _ = ravel_pytree(params)
     S = jax.random.rademacher(stream_key(seed, 1, 0), (s, x.shape[0]), x.dtype)
     HS = _hvps(f, params, S)
-    Q = jnp.linalg.qr(HS.T)[0].T  # rows: an orthonormal basis of the range of H S
+    Q = _orthonormal_rows(HS)
     HQ = _hvps(f, params, Q)
     scale = jnp.sqrt(x.shape[0]) * jnp.max(jnp.linalg.norm(HQ, axis=1))
     asym = _asymmetry(S @ HQ.T, HS @ Q.T, scale)  # S^T H Q against (H S)^T Q = S^T H^T Q
