@@ -18,6 +18,9 @@ import numpy as np
 
 import dlnlab as dl
 
+# The benchmarks compute in float64 unless a row says float32 (importing dlnlab changes no JAX setting).
+jax.config.update("jax_enable_x64", True)
+
 
 def load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -7,9 +7,9 @@ Because ``Sxx = I`` and there is no weight decay, ``loss - loss_min = ||A - A*||
 threshold certifies the end-to-end matrix: both methods stop at ``||A - A*||_F <= 5e-4 ||A*||_F`` and the
 benchmark checks both final matrices against ``A*`` (and each other) at 1e-3 relative.
 
-- dlnlab flow: ``dl.train(method="flow", loss_threshold=...)`` with the default solver (Tsit5) and with
+- dlnlab flow: ``dl.train(obj, p0, dl.Flow(...), stop=dl.Stop(loss=...))`` with the default solver (Tsit5) and with
   ``solver="rkc"`` (stabilised Runge-Kutta-Chebyshev), both at rtol 1e-7, atol 1e-9 (the defaults).
-- fixed-step GD: ``dl.train(method="gd", lr=1/lambda*)`` with ``lambda*`` the sharpness at the balanced global
+- fixed-step GD: ``dl.train(obj, p0, dl.GD(lr=1/lambda*, ...))`` with ``lambda*`` the sharpness at the balanced global
   minimum (half the stability limit 2/lambda*; a tuned step), loss checked every 500 steps.
 
 Gradient evaluations: GD uses one per step; the flow reports ``n_grad_evals`` (6 per Tsit5 step; for RKC its
@@ -59,13 +59,15 @@ def _race(obj, p0, lr, threshold, c, *, warm: dict):
     (compiled runner reused) rather than the first; the first call's time, compilation included, is returned
     too."""
     out = {}
-    flow = dict(method="flow", t1=c["t1"], save_at="log", max_steps=c["max_flow_steps"])
-    for name, kwargs in ([(s, dict(flow, solver=s)) for s in SOLVERS]
-                         + [("gd", dict(method="gd", lr=lr, steps=c["max_gd_steps"], record_every=c["record_every"]))]):
+    log = dl.Record(spacing="log")
+    gd_steps = c["max_gd_steps"]
+    every = dl.Record(times=range(0, gd_steps + 1, c["record_every"]))
+    for name, method, record in ([(s, dl.Flow(t1=c["t1"], max_steps=c["max_flow_steps"], solver=s), log)
+                                  for s in SOLVERS] + [("gd", dl.GD(lr=lr, steps=gd_steps), every)]):
         times = []
         for _ in range(2 if warm[name] else 1):
             with Timer() as t:
-                run = dl.train(obj, p0, loss_threshold=threshold, **kwargs)
+                run = dl.train(obj, p0, method, record=record, stop=dl.Stop(loss=threshold))
             times.append(t.s)
         out[name] = (run, times[-1], times[0])
     return out

@@ -45,7 +45,7 @@ def _step_time(obj, params, S, lr=1e-3, repeat=2):
 
     def call(steps):
         with Timer() as t:
-            run = dl.train(obj, params, lr=lr, steps=steps, record_every=10**9)
+            run = dl.train(obj, params, dl.GD(lr=lr, steps=steps), record=dl.Record(n=1))
         return t.s, run
 
     call(S)  # compile
@@ -148,7 +148,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
         stop.set(); th.join()
         return out, max(peak[0], rss()), seconds
     before = rss()
-    call = lambda: dl.train_batched(obj, inits, lr=0.02, steps=steps)
+    call = lambda: dl.train_batched(obj, inits, dl.GD(lr=0.02, steps=steps))
     out, peak_first, seconds = peak_during(call)
     mid = rss()
     out, peak_warm, seconds_warm = peak_during(call)

@@ -58,9 +58,9 @@ def run_dlnlab(X, Y, c, lrs):
             # kernels, about 0.5 s per draw on this machine, not the 256 calls)
             inits = [net.init(jax.random.key(i), scheme="gaussian", scale=c["scale"], dtype=F32) for i in range(n)]
         with Timer() as t_train:
-            runs = dl.train_batched(obj, inits, lr=lrs, steps=c["steps"])
+            runs = dl.train_batched(obj, inits, [dl.GD(lr=float(lr), steps=c["steps"]) for lr in lrs])
     with Timer() as t_again:  # same shapes and options: the compiled runner is reused
-        dl.train_batched(obj, inits, lr=lrs, steps=c["steps"])
+        dl.train_batched(obj, inits, [dl.GD(lr=float(lr), steps=c["steps"]) for lr in lrs])
     return runs, inits, dict(total=total.s, prep=t_prep.s, train=t_train.s, warm_call=t_again.s)
 
 

@@ -76,11 +76,12 @@ def test_batched_singular_values_equal_numpy_and_run_one_matrix_at_a_time():
 
 _WIDE_BATCHED_FLOW = """
 import jax, numpy as np, dlnlab as dl
+jax.config.update("jax_enable_x64", True)
 prob = dl.Regression.from_moments(np.eye(5), np.random.default_rng(0).normal(size=(4, 5)), 30.0)
 obj, net = dl.Objective(prob), dl.Net((5, 256, 4))
 inits = [net.init(jax.random.key(s), scheme="gaussian", scale=1e-3) for s in range(29)]
-runs = dl.train_batched(obj, inits, method="flow", t1=200.0, loss_threshold=0.5 * float(obj.value(inits[0])),
-                        summaries=dl.diagnostics.plateau_summaries)
+runs = dl.train_batched(obj, inits, dl.Flow(t1=200.0), stop=dl.Stop(loss=0.5 * float(obj.value(inits[0]))),
+                        record=dl.Record(summaries=("loss", "singular_values", dl.diagnostics.plateau_summaries)))
 assert all(r.status == "converged" for r in runs), [r.status for r in runs]
 """
 

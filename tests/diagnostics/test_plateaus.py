@@ -51,8 +51,8 @@ def test_gd_run_plateaus_equal_eckart_young_losses():
     s = np.array([2.0, 1.0, 0.5])
     prob = dl.Regression.from_moments(np.eye(4), U @ np.diag(s) @ V.T, float(np.sum(s**2)) + 0.1)
     params = dl.Net((4, 6, 5, 3)).init(jax.random.key(1), scheme="gaussian", scale=3e-3)
-    run = dl.train(dl.Objective(prob), params, method="gd", lr=0.02, steps=12_000, record_every=20,
-                   summaries=plateau_summaries)
+    run = dl.train(dl.Objective(prob), params, dl.GD(lr=0.02, steps=12_000),
+                   record=dl.Record(n=600, summaries=("loss", "singular_values", plateau_summaries)))
     found = detect_plateaus(run)
     eckart_young = [0.1 + np.sum(s[k:] ** 2) for k in range(4)]  # library loss: no 1/2
     assert found.is_staircase and found.jump_times.size == 3

@@ -50,8 +50,8 @@ def test_scheduled_decay_equals_objective_decay():
     prob = z.problem()
     params = dl.Net((3, 4, 4, 1)).init(jax.random.key(0), scheme="fan_in", scale=1.0)
     opt = optax.chain(z.scheduled_decay([0.2, 0.2], 10), optax.sgd(0.03))
-    a = dl.train(dl.Objective(prob), params, method="gd", optimizer=opt, steps=40)
-    b = dl.train(dl.Objective(prob, weight_decay=0.2), params, method="gd", lr=0.03, steps=40)
+    a = dl.train(dl.Objective(prob), params, dl.GD(optimizer=opt, steps=40))
+    b = dl.train(dl.Objective(prob, weight_decay=0.2), params, dl.GD(lr=0.03, steps=40))
     for Wa, Wb in zip(a.params, b.params, strict=True):
         assert np.asarray(Wa) == pytest.approx(np.asarray(Wb), rel=1e-12, abs=1e-14)
     # a staircase changes the decay after `per` steps

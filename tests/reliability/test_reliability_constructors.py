@@ -346,3 +346,68 @@ def test_curvature_bad_params_and_vectors(params, v):
     if eig is not None:  # shapes and values happened to be valid: a finite spectrum
         assert rh.all_finite(eig.values)
     rh.outcome("curvature.hvp(bad v)", lambda: dl.curvature.hvp(_OBJ, _P, v), must_fail=True)
+
+
+# -- training configuration: GD, SGD, Flow, Record, Stop (every field, generated bad values) -------------------
+POS_BAD = st.one_of(st.floats(max_value=0.0), st.sampled_from([np.nan, np.inf, -np.inf]), JUNK.filter(
+    lambda v: v is not None and not isinstance(v, np.ndarray)))
+INT_BAD = st.one_of(st.integers(-10**6, -1), st.floats(0.5, 1e6).filter(lambda x: x != int(x)), st.just(2.0),
+                    JUNK.filter(lambda v: v is not None))
+TRAIN_CONFIG = {
+    ("GD", "lr"): POS_BAD,
+    ("GD", "steps"): INT_BAD,
+    ("GD", "optimizer"): st.one_of(st.text(max_size=3), st.integers(), st.just(len), st.just(object())),
+    ("GD", "t1"): NUMBERS,  # a field of another method
+    ("SGD", "lr"): POS_BAD,
+    ("SGD", "steps"): INT_BAD,
+    ("SGD", "batch_size"): st.one_of(st.integers(-10**6, 0), INT_BAD),
+    ("SGD", "solver"): st.text(max_size=5),
+    ("Flow", "t1"): st.one_of(POS_BAD, st.none()),
+    ("Flow", "solver"): st.one_of(st.text(max_size=6).filter(lambda s: s not in ("tsit5", "dopri5", "dopri8", "rkc")),
+                                  JUNK),
+    ("Flow", "rtol"): POS_BAD,
+    ("Flow", "atol"): POS_BAD,
+    ("Flow", "max_steps"): st.one_of(st.integers(-10**6, 0), INT_BAD),
+    ("Flow", "lr"): NUMBERS,
+    ("Record", "n"): st.one_of(st.integers(-10**6, 0), INT_BAD),
+    ("Record", "spacing"): st.one_of(st.text(max_size=6).filter(lambda s: s not in ("linear", "log")),
+                                     JUNK.filter(lambda v: v is not None)),
+    ("Record", "times"): st.one_of(st.just([]), st.just([[1.0]]), st.just([2.0, 1.0]), st.just([1.0, 1.0]),
+                                   st.just([-1.0, 2.0]), st.just([0.0, np.nan]), st.just([0.0, np.inf]),
+                                   st.text(min_size=1, max_size=4), st.just(object())),
+    ("Record", "summaries"): st.one_of(st.just(()), st.just(("loss", "loss")),
+                                       st.text(max_size=8).filter(lambda s: s not in dl.summaries.NAMED),
+                                       st.just((1, 2)), st.just(("loss", None))),
+    ("Record", "lr"): NUMBERS,
+    ("Stop", "loss"): st.one_of(st.sampled_from([np.nan, np.inf, -np.inf]), JUNK.filter(
+        lambda v: v is not None and not isinstance(v, np.ndarray))),
+    ("Stop", "grad_norm"): st.one_of(st.floats(max_value=-1e-300), st.sampled_from([np.nan, np.inf]),
+                                     JUNK.filter(lambda v: v is not None and not isinstance(v, np.ndarray))),
+    ("Stop", "divergence"): st.one_of(st.floats(max_value=1.0), st.sampled_from([np.nan, np.inf]), JUNK),
+    ("Stop", "steps"): NUMBERS,
+}
+_VALID = {"GD": {"lr": 0.1}, "SGD": {"lr": 0.1}, "Flow": {"t1": 1.0}, "Record": {}, "Stop": {}}
+
+
+@rh.property_settings(300)
+@given(data=st.data(), case=st.sampled_from(sorted(TRAIN_CONFIG)))
+def test_training_configuration_fields(data, case):
+    """Every field of the method, record and stop objects: a generated bad value (or a field that belongs to
+    another class) is one ConfigError naming it, at construction, before any training."""
+    cls, field = case
+    value = data.draw(TRAIN_CONFIG[case], label=field)
+    kwargs = {**_VALID[cls], field: value}
+    rh.outcome(f"dl.{cls}(bad {field})", lambda: getattr(dl, cls)(**kwargs), field=field, must_fail=True)
+
+
+def test_training_configuration_accepts_good_values_and_compares_by_value():
+    import optax
+
+    for a, b in [(dl.GD(lr=1e-3, steps=0), dl.GD(lr=0.001, steps=0)),
+                 (dl.SGD(lr=1, steps=5, batch_size=np.int64(3)), dl.SGD(lr=1.0, steps=5, batch_size=3)),
+                 (dl.Flow(t1=2, solver="rkc", rtol=1e-3, atol=1e-6, max_steps=10),
+                  dl.Flow(t1=2.0, solver="rkc", rtol=0.001, atol=1e-6, max_steps=10)),
+                 (dl.Record(times=np.array([0, 5, 10])), dl.Record(times=(0.0, 5.0, 10.0))),
+                 (dl.Stop(loss=-1.0, grad_norm=0), dl.Stop(loss=-1, grad_norm=0.0)),
+                 (dl.GD(optimizer=optax.sgd(0.1, momentum=0.9)), dl.GD(optimizer=optax.sgd(0.1, momentum=0.9)))]:
+        assert a == b and hash(a) == hash(b)

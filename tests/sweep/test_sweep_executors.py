@@ -50,7 +50,7 @@ def test_dask_localcluster_matches_local_pool_bit_for_bit(tmp_path):
     dask = dl.sweep(
         SMALL, out=tmp_path / "dask", executor="dask", workers=2, plot=False, report=False
     )
-    assert len(local) == 12 and set(local["status"]) <= {"max_steps", "converged"}
+    assert len(local) == 12 and set(local["status"]) <= {"completed", "converged"}
     cols = [c for c in local.columns if c != "seconds"]
     pd.testing.assert_frame_equal(local[cols], dask[cols], check_exact=True)
     ids = list(local["run_id"])
@@ -132,7 +132,7 @@ def test_sigkill_mid_sweep_then_resume_stores_every_run_once(tmp_path):
     assert files == sorted([f"{r}.json" for r in ids] + [f"{r}.npz" for r in ids])  # once each
     for r in ids:
         rec = json.loads((out / "runs" / f"{r}.json").read_text())
-        assert rec["run_id"] == r and rec["status"] in ("max_steps", "converged")
+        assert rec["run_id"] == r and rec["status"] in ("completed", "converged")
         with np.load(out / "runs" / f"{r}.npz", allow_pickle=False) as z:
             assert z["loss"].shape[0] > 1
     assert not list(out.rglob("*.tmp"))

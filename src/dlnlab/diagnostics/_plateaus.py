@@ -6,7 +6,8 @@ sits on a plateau near the rank-``k`` saddle, then drops as mode ``k+1`` is lear
 ``run.history["singular_values"]``) and returns the rank-jump times, the numerical-rank staircase
 and, for every plateau, its time span, the state where the flow is slowest (the closest approach to
 the saddle), its loss and, when recorded, its end-to-end matrix and the numerical rank of every
-layer. Record the extra quantities with ``dl.train(..., summaries=plateau_summaries)``.
+layer. Record the extra quantities with
+``dl.train(..., record=dl.Record(summaries=("loss", "singular_values", plateau_summaries)))``.
 
 Definitions (the run's own normalisation; times are ``run.times``: steps for gd/sgd, flow time for
 flow):
@@ -26,8 +27,8 @@ Example:
     >>> from dlnlab.diagnostics._plateaus import detect_plateaus, plateau_summaries
     >>> prob = dl.Regression.from_moments(np.eye(3), np.diag([3.0, 1.0, 0.0]), 10.0)
     >>> params = dl.Net((3, 6, 6, 3)).init(jax.random.key(0), scheme="gaussian", scale=1e-2)
-    >>> run = dl.train(dl.Objective(prob), params, method="gd", lr=0.01, steps=4000, record_every=10,
-    ...                summaries=plateau_summaries)
+    >>> rec = dl.Record(n=400, summaries=("loss", "singular_values", plateau_summaries))
+    >>> run = dl.train(dl.Objective(prob), params, dl.GD(lr=0.01, steps=4000), record=rec)
     >>> found = detect_plateaus(run)
     >>> found.layer_ranks[1:], bool(abs(found.losses[1] - 1.0) < 1e-2)
     ([(1, 1, 1), (2, 2, 2)], True)
@@ -50,8 +51,8 @@ _LAYER_KEY = "layer_singular_values_"
 
 
 def plateau_summaries(params) -> dict:
-    """Summaries for ``dl.train(summaries=...)``: the end-to-end matrix and every layer's singular
-    values (keys ``"end_to_end"`` and ``"layer_singular_values_<i>"``, ``i`` from 0). The layer SVDs
+    """A user summary for ``dl.Record(summaries=(..., plateau_summaries))``: the end-to-end matrix and
+    every layer's singular values (keys ``"end_to_end"`` and ``"layer_singular_values_<i>"``, ``i`` from 0). The layer SVDs
     cost ``O(w^3)`` per record: record sparingly on wide nets."""
     params = layers(params)
     A = params[0]

@@ -8,21 +8,20 @@ of ``||f(x) - y||^2`` (sum over the 64 pixels, no 1/2), so GD with step ``eta`` 
 only when its top Hessian eigenvalue is at most ``2 / eta``.
 
 ``params = (W_1, ..., W_L)`` with ``W_i`` of shape ``(widths[i], widths[i-1])`` as in dlnlab's linear nets, so
-:func:`dlnlab.theory.flat.coupling` applies unchanged. dl.train only takes a dl.Objective (linear nets), so the
-GD loop lives here (``lax.scan``, jitted once per shape). Sharpness is :func:`dlnlab.curvature.sharpness` of the
-loss bound to the data as a ``jax.tree_util.Partial``, so the data are traced arguments and the Hessian-vector
-product is compiled once for every checkpoint and step size.
+:func:`dlnlab.theory.flat.coupling` applies unchanged. Training is ``dl.train`` on the loss as a plain callable
+(any ``params -> scalar`` trains on the library's engine), bound to the data as a ``jax.tree_util.Partial`` so
+the data and the step size are traced: one compiled runner for every step size. Sharpness is
+:func:`dlnlab.curvature.sharpness` of the same bound loss, compiled once for every checkpoint and step size.
 """
 
 from __future__ import annotations
-
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import curvature
+from ..train import GD, Record, train
 from ._digits import digits
 
 __all__ = ["digits_denoising", "init", "loss", "train_gd", "top_eigenvalue", "random_baseline"]
@@ -58,25 +57,18 @@ def loss(params, X, Y):
     return jnp.mean(jnp.sum((apply(params, X) - Y) ** 2, axis=1))
 
 
-@partial(jax.jit, static_argnames=("steps", "record_every"))
-def _gd(params, X, Y, lr, steps, record_every):
-    vg = jax.value_and_grad(loss)
-
-    def chunk(p, _):
-        def one(p, _):
-            v, g = vg(p, X, Y)
-            return jax.tree.map(lambda w, gw: w - lr * gw, p, g), v
-
-        p, vals = jax.lax.scan(one, p, None, length=record_every)
-        return p, (vals[-1], p)
-
-    return jax.lax.scan(chunk, params, None, length=steps // record_every)
+def _layers(params) -> dict:
+    """The recorded summary: every layer (``"W0"``, ``"W1"``, ...), for the checkpoint measurements."""
+    return {f"W{i}": W for i, W in enumerate(params)}
 
 
 def train_gd(params, X, Y, *, lr: float, steps: int, record_every: int):
-    """Full-batch GD; returns ``(final params, losses at records, params at records)`` as NumPy arrays."""
-    p, (losses, snaps) = jax.device_get(_gd(tuple(params), X, Y, lr, steps, record_every))
-    return p, np.asarray(losses), snaps
+    """Full-batch GD by ``dl.train`` on the bound loss; returns ``(final params, losses at the records, params at
+    the records)`` with records every ``record_every`` steps (the first after ``record_every`` steps)."""
+    run = train(jax.tree_util.Partial(loss, X=X, Y=Y), tuple(params), GD(lr=lr, steps=steps),
+                record=Record(times=range(record_every, steps + 1, record_every), summaries=("loss", _layers)))
+    snaps = tuple(run.history[f"W{i}"] for i in range(len(params)))
+    return run.params, np.asarray(run.history["loss"]), snaps
 
 
 _loss_jit = jax.jit(loss)

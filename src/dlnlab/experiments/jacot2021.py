@@ -5,7 +5,7 @@ Linear Networks: Small Initialization Training, Symmetry, and Sparsity", arXiv:2
 
 Everything runs in the library's normalisation (squared loss with no 1/2, so the gradient flow runs
 twice as fast as the paper's 1/2-normalised flow; escape speeds ``S`` are top singular values of
-``-grad C``, twice the paper's). Runs use gradient flow (``dl.train(method="flow")``, log-spaced records)
+``-grad C``, twice the paper's). Runs use gradient flow (``dl.train(obj, p0, dl.Flow(...))``, log-spaced records)
 from ``theta_0 = sigma * theta_hat`` with one fixed direction ``theta_hat`` per group. Compilation dominates
 the quick mode, so there is one net shape per group: four compiled runners in all (depth 3, depth 4, depth 2
 embedded in width 1024, and the completion net).
@@ -39,7 +39,7 @@ from ..errors import NumericalError
 from ..objective import Objective
 from ..problems import MatrixCompletion, Regression
 from ..theory import saddles as sd
-from ..train import train
+from ..train import Flow, Record, Stop, train
 from ._base import Context, Experiment, register
 
 __all__ = ["EXPERIMENT", "regression_problem", "completion_problem"]
@@ -89,7 +89,7 @@ def _direction(widths, seed):
     return tuple(rng.normal(size=(b, a)) for a, b in zip(widths[:-1], widths[1:], strict=True))
 
 
-def _flow(obj, inits, t1, n_save, decades=5.0, **kw):
+def _flow(obj, inits, t1, n_save, decades=5.0, summaries=None, loss_threshold=None):
     """One gradient-flow run per init, run ``i`` to ``t1[i]`` (or a shared ``t1``), records at ``t = 0`` and
     at ``n_save`` log-spaced times over the last ``decades[i]`` (or a shared number) decades before it.
 
@@ -98,14 +98,17 @@ def _flow(obj, inits, t1, n_save, decades=5.0, **kw):
     vmapped one (runs here are short, so batching saves little run time). It also keeps the layer SVDs of
     ``plateau_summaries`` unbatched: jaxlib's batched CPU SVD can deadlock its thread pool inside a solver loop
     on wide layers (seen at width 256 on 2 cores)."""
+    record_what = ("loss", "singular_values", "balancedness") + ((summaries,) if summaries is not None else ())
+    stop = Stop(loss=loss_threshold)
     t1 = np.broadcast_to(np.asarray(t1, dtype=float), (len(inits),))
     decades = np.broadcast_to(np.asarray(decades, dtype=float), (len(inits),))
     runs = []
     for p, T, dec in zip(inits, t1, decades, strict=True):
         save_at = np.concatenate([[0.0], np.geomspace(T * 10.0**-dec, T, n_save)])
         # Tiny inits need relative error control only: the default absolute tolerance would swamp them.
-        r = train(obj, p, method="flow", t1=T, save_at=save_at, rtol=1e-8, atol=1e-30, max_steps=200_000, **kw)
-        if r.status in ("diverged", "solver_failed"):
+        r = train(obj, p, Flow(t1=float(T), rtol=1e-8, atol=1e-30, max_steps=200_000),
+                  record=Record(times=save_at, summaries=record_what), stop=stop)
+        if r.status in ("diverged", "failed"):
             raise NumericalError(f"jacot2021: a gradient-flow run ended with status {r.status!r}: {r.message}")
         runs.append(r)
     return runs

@@ -5,12 +5,12 @@ On linearly separable data, a depth-4 width-10 linear net trained from a small i
 end-to-end predictor turns to the homogeneous hard-margin SVM direction (computed by
 :func:`dlnlab.theory.margin.max_margin`).
 
-Training uses ``dl.train(method="gd")`` with the loss-scaled step
+Training uses ``dl.train(obj, p0, dl.GD(optimizer=...))`` with the loss-scaled step
 ``eta_t = clip(0.001 / R(W(t)), 1, 1e50)`` (:func:`dlnlab.train._schedules.loss_scaled_sgd`): the
 direction converges only logarithmically in the risk, so risks like 1e-50 are needed for cosines
 above 0.9999, which constant steps would take ~1e50 steps to reach. This step rule is outside the
 paper's GD theorem (Theorem 3 uses the schedule of Assumption 5, which is correct but far slower);
-gradient flow (``method="flow"``) checks the conservation law and Lemma 2, which are GF statements.
+gradient flow (``dl.Flow``) checks the conservation law and Lemma 2, which are GF statements.
 
 Cost: the steps themselves take milliseconds; the time goes into compiling one runner per
 (shapes, loss, step rule). The runs therefore record the layers themselves (:func:`record_layers`,
@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import Classification, Objective
 from ..theory import margin as mg
-from ..train import train
+from ..train import GD, Flow, Record, train
 from ..train._schedules import loss_scaled_sgd
 from ._base import Experiment, register
 from ._digits import digits
@@ -93,6 +93,9 @@ def record_layers(params) -> dict:
     return {f"W{k + 1}": W for k, W in enumerate(params)}
 
 
+_RECORDED = ("loss", "layer_norms", record_layers)
+
+
 def recorded_layers(run) -> list[np.ndarray]:
     """The layers recorded by :func:`record_layers`, each with a leading record axis."""
     return [np.asarray(run.history[f"W{k + 1}"]) for k in range(len(run.params))]
@@ -131,15 +134,10 @@ def layer_quantities(Ws, direction, X, y, margin) -> dict:
     return out
 
 
-_OPTIMIZERS: dict = {}
-
-
 def _optimizer(floor: float):
-    """One step-rule object per floor: dl.train keys its compiled runners on the object, so every run
-    with the same shapes, loss and floor reuses one compilation."""
-    if floor not in _OPTIMIZERS:
-        _OPTIMIZERS[floor] = loss_scaled_sgd(LR, min_step_size=floor, max_step_size=CAP)
-    return _OPTIMIZERS[floor]
+    """The loss-scaled step rule. dl.train caches compiled runners on the optimizer's behaviour (its code and
+    constants), so a new object with the same floor reuses the compilation."""
+    return loss_scaled_sgd(LR, min_step_size=floor, max_step_size=CAP)
 
 
 def fit(X, y, *, depth=DEPTH, loss="logistic", scale=0.1, steps, seed=0, mm=None, floor=FLOOR):
@@ -149,15 +147,8 @@ def fit(X, y, *, depth=DEPTH, loss="logistic", scale=0.1, steps, seed=0, mm=None
     obj = Objective(Classification(X, y), loss=loss)
     widths = (X.shape[1],) + (WIDTH,) * (depth - 1) + (1,)
     p0 = initial_params(obj, widths, scale=scale, seed=seed)
-    run = train(
-        obj,
-        p0,
-        method="gd",
-        optimizer=_optimizer(floor),
-        steps=steps,
-        record_every=max(1, steps // 100),
-        summaries=record_layers,
-    )
+    record = Record(times=range(0, steps + 1, max(1, steps // 100)), summaries=_RECORDED)
+    run = train(obj, p0, GD(optimizer=_optimizer(floor), steps=steps), record=record)
     run.history.update(layer_quantities(recorded_layers(run), mm.direction, X, y, mm.margin))
     return run, p0, mm, obj
 
@@ -304,7 +295,7 @@ def step_conservation(ctx):
     p0 = initial_params(obj, (2, WIDTH, WIDTH, WIDTH, 1), scale=0.1, seed=ctx.seed)
 
     t1 = 1e4 if ctx.quick else 1e6
-    run = train(obj, p0, method="flow", t1=t1, save_at="log", rtol=1e-9, atol=1e-12, summaries=record_layers)
+    run = train(obj, p0, Flow(t1=t1, rtol=1e-9, atol=1e-12), record=Record(spacing="log", summaries=_RECORDED))
     Ws = recorded_layers(run)
     gaps, gaps0 = _gaps(Ws), _gaps([W[None] for W in p0])
     drift = max(float(np.max(_norm(g - g0[0]) / max(1.0, float(_norm(g0[0]))))) for g, g0 in zip(gaps, gaps0))

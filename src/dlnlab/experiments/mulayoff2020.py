@@ -38,7 +38,7 @@ from ..nets import Net
 from ..objective import Objective
 from ..problems import Regression
 from ..theory import flat
-from ..train import train_batched
+from ..train import GD, Record, Stop, train_batched
 from . import _relu_denoiser as relu
 from ._base import Context, Experiment, register
 
@@ -234,9 +234,10 @@ def _resnet_runs(ctx: Context, claim: str, N: int) -> list[tuple[dict, object]]:
     key = ("resnet_runs", N, ctx.quick, ctx.seed)
     if key not in _STATE:
         specs = _resnet_specs(ctx, N)
-        runs = train_batched([sp["obj"] for sp in specs], [sp["init"] for sp in specs], method="gd",
-                             lr=[sp["lr"] for sp in specs], steps=_RESNET_STEPS, grad_threshold=1e-12,
-                             record_every=_RESNET_RECORD)
+        runs = train_batched([sp["obj"] for sp in specs], [sp["init"] for sp in specs],
+                             [GD(lr=sp["lr"], steps=_RESNET_STEPS) for sp in specs],
+                             record=Record(times=range(0, _RESNET_STEPS + 1, _RESNET_RECORD)),
+                             stop=Stop(grad_norm=1e-12))
         _STATE[key] = list(zip(specs, runs, strict=True))
     return [(sp, run) for sp, run in _STATE[key] if sp["claim"] == claim]
 
@@ -418,8 +419,8 @@ def gd_stability(ctx: Context) -> None:
     rand = [tuple(np.full((1, 1), w) for w in rng.uniform(0.5, 2.0, size=N)) for _ in range(n)]
     # one batched call for (a) and (b): one compiled runner
     lrs = np.concatenate([grid, np.full(n, 0.99 * eta_c), np.full(n, 1.01 * eta_c)])
-    runs = train_batched(obj, start + rand + rand, method="gd", lr=lrs, steps=20_000, loss_threshold=1e-24,
-                         record_every=1000)
+    runs = train_batched(obj, start + rand + rand, [GD(lr=float(lr), steps=20_000) for lr in lrs],
+                         record=Record(n=20), stop=Stop(loss=1e-24))
     conv = _stays_converged(runs[:n], grid, _CHAIN_T)
     below, above = grid[conv], grid[~conv]
     measured = 0.5 * (below.max() + above.min()) if below.size and above.size else np.nan

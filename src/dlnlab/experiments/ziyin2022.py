@@ -38,7 +38,7 @@ from ..nets import Net, end_to_end
 from ..objective import Objective
 from ..problems import Dropout, MultiplicativeNoise, Regression
 from ..theory import exact
-from ..train import train, train_batched
+from ..train import GD, SGD, Record, train, train_batched
 from ._base import Context, Experiment, register
 
 __all__ = ["EXPERIMENT", "problem", "scalar_problem", "scheduled_decay"]
@@ -138,7 +138,7 @@ def _gd_depth(ctx: Context, L: int) -> dict:
                 objs.append(Objective(prob, weight_decay=g))
                 inits.append(net.init(kk, scheme="fan_in", scale=gain))
     steps = _size(ctx, 8000, 20000)
-    runs = train_batched(objs, inits, method="gd", lr=LR, steps=steps, record_every=steps // 4)
+    runs = train_batched(objs, inits, GD(lr=LR, steps=steps), record=Record(n=4))
     for spec, run in zip(specs, runs):
         v = _product(run.params)
         spec.update(
@@ -269,9 +269,8 @@ def _sweep(ctx: Context, L: int) -> dict:
     opt = optax.chain(scheduled_decay(levels, per), optax.sgd(LR))
     start = exact.solve(prob, widths, levels[0])
     p0 = _perturbed(start.params(), jax.random.key(ctx.seed + 7), 1.0, 1e-3)
-    run = train(
-        Objective(prob), p0, method="gd", optimizer=opt, steps=per * len(levels), record_every=per
-    )
+    run = train(Objective(prob), p0, GD(optimizer=opt, steps=per * len(levels)),
+                record=Record(n=len(levels), summaries=("loss", "layer_norms")))
     ops = np.sum(np.asarray(run.history["layer_norms"]) ** 2, axis=1)[1:]
     return dict(levels=levels, ops=ops, n_up=len(up), crit=crit, prob=prob, widths=widths)
 
@@ -580,6 +579,11 @@ def _mask_samples(params, noise, rng, n):
     return A[0]
 
 
+def _end_to_end_row(params) -> dict:
+    """The recorded summary of the dropout runs: the (single-output) end-to-end map."""
+    return {"v": end_to_end(params)[0]}
+
+
 def step_dropout(ctx: Context) -> None:
     import matplotlib.pyplot as plt
 
@@ -598,12 +602,9 @@ def step_dropout(ctx: Context) -> None:
     runs = train_batched(
         Objective(prob, weight_decay=g, noise=noise),
         inits,
-        method="sgd",
-        lr=_size(ctx, 0.01, 0.005),
-        steps=steps,
-        record_every=steps // 200,
+        SGD(lr=_size(ctx, 0.01, 0.005), steps=steps),
+        record=Record(n=200, summaries=("loss", _end_to_end_row)),
         key=ctx.seed + 5,
-        summaries=lambda p: {"v": end_to_end(p)[0]},
     )
     vs = np.concatenate([np.asarray(r.history["v"])[len(r.times) // 2 :] for r in runs])
     v_sgd = vs.mean(axis=0)

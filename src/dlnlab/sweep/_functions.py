@@ -155,9 +155,12 @@ def _outcome(run, floor: float) -> dict:
     return {"status": status, "message": message, "metrics": metrics, "trajectory": traj}
 
 
+_SUMMARIES = ("loss", "singular_values", "balancedness")
+
+
 def _run_batch(configs: list[dict]) -> list[dict]:
     from ..objective import Objective
-    from ..train import train_batched
+    from ..train import GD, Flow, Record, train_batched
 
     c0 = configs[0]
     objectives, inits, floors = [], [], []
@@ -168,22 +171,13 @@ def _run_batch(configs: list[dict]) -> list[dict]:
         inits.append(params)
         floors.append(floor)
     if c0["method"] == "flow":
-        runs = train_batched(
-            objectives,
-            inits,
-            method="flow",
-            t1=c0["t1"],
-            save_at=np.linspace(0.0, c0["t1"], c0["records"] + 1),
-        )
+        record = Record(n=c0["records"], summaries=_SUMMARIES)
+        runs = train_batched(objectives, inits, Flow(t1=c0["t1"]), record=record)
     else:
-        runs = train_batched(
-            objectives,
-            inits,
-            method="gd",
-            lr=[cfg["lr"] for cfg in configs],
-            steps=c0["steps"],
-            record_every=max(1, c0["steps"] // c0["records"]),
-        )
+        every = max(1, c0["steps"] // c0["records"])
+        record = Record(times=range(0, c0["steps"] + 1, every), summaries=_SUMMARIES)
+        runs = train_batched(objectives, inits, [GD(lr=cfg["lr"], steps=c0["steps"]) for cfg in configs],
+                             record=record)
     return [_outcome(run, floor) for run, floor in zip(runs, floors, strict=True)]
 
 

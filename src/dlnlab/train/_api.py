@@ -76,7 +76,7 @@ def _per_run(name: str, value, n: int, cls, what: str) -> list:
 
 
 def _describe(x) -> str:
-    text = repr(x)
+    text = " ".join(repr(x).split())  # one line (array reprs span several)
     return f"{type(x).__name__} {text[:60] + '...' if len(text) > 60 else text}"
 
 
