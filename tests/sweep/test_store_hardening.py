@@ -155,7 +155,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
-def test_pool_workers_exit_when_the_sweep_process_is_sigkilled(tmp_path):
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_pool_workers_exit_when_the_sweep_process_is_sigkilled(tmp_path, how):
+    """SIGKILL (no cleanup in the parent): the workers notice and exit. SIGINT (Ctrl-C): the sweep shuts its pool
+    down as before, reports the interruption (exit 130), and leaves no worker behind."""
     import signal
     import subprocess
     import sys
@@ -180,8 +183,12 @@ def test_pool_workers_exit_when_the_sweep_process_is_sigkilled(tmp_path):
         assert proc.poll() is None, "the sweep ended before it could be killed: " + proc.stderr.read().decode()[-500:]
         workers |= _children(proc.pid)
         assert len(workers) >= 2, workers  # the pool workers (and the resource tracker) were seen
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        os.kill(proc.pid, getattr(signal, how))
+        code = proc.wait(timeout=300)
+        if how == "SIGINT":
+            err = proc.stderr.read().decode()
+            assert code == 130 and "dlnlab: interrupted" in err and "Traceback" not in err, (code, err[-2000:])
+            assert not list(out.rglob("*.tmp")), "a clean shutdown leaves no temporaries"
         t0 = time.monotonic()
         while any(_alive(w) for w in workers) and time.monotonic() - t0 < 60:
             time.sleep(0.05)
