@@ -132,8 +132,11 @@ def _sweep_meta(out: Path, raw: bytes) -> dict:
     except ValueError as exc:
         meta = exc
     problem = None
-    if not isinstance(meta, dict):
-        problem = f"{type(meta).__name__} instead of a JSON object"
+    if isinstance(meta, ValueError):
+        problem = f"text that is not JSON ({meta})"
+    elif not isinstance(meta, dict):
+        kind = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+        problem = f"{kind.get(type(meta), 'null')} instead of a JSON object"
     elif not (isinstance(meta.get("runs"), list) and all(isinstance(r, str) and _RUN_ID.fullmatch(r)
                                                           for r in meta["runs"])):
         problem = "'runs' that is not a list of run ids (32 hex digits)"
