@@ -114,7 +114,7 @@ def run_batch(function: str, configs: list[dict], batch_size: int) -> list[tuple
 
     Never raises for a failing run: the error becomes outcomes with status ``"failed"``.
     """
-    from . import _functions  # noqa: F401 - registers the built-in sweepable functions
+    from . import _functions, _functions_dmf  # noqa: F401 - registers the built-in sweepable functions
     from ._registry import SWEEPABLES, get_sweepable
 
     if function not in SWEEPABLES:
