@@ -73,6 +73,16 @@ def _experiment(name: str):
         return None
 
 
+def _registered() -> list[str]:
+    """Names of the registered experiments (ours and installed plugins); a new one gets a page at once."""
+    try:
+        from dlnlab import experiments
+
+        return list(experiments.names())
+    except Exception:  # the registry failing must not hide the committed results
+        return []
+
+
 def claims_table(claims: list[dict]) -> str:
     rows = [
         "<table>",
@@ -157,7 +167,7 @@ def main() -> None:
                 f.write((fig_dir / name).read_bytes())
 
     hand = {p.stem for p in (ROOT / "docs" / "papers").glob("*.md")}
-    order = sorted(set(papers) | hand)
+    order = sorted(set(papers) | hand | set(_registered()))
     nav = ["* [Overview](index.md)"]
     index = [
         "# Reproduced papers\n",

@@ -13,6 +13,7 @@ import http.server
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -81,3 +82,38 @@ def test_built_page_renders_without_console_errors(server, page, expected, tmp_p
         assert text in dom, f"{page}: {text!r} not in the rendered page"
     assert re.search(r'class="md-content"', dom), f"{page}: the theme did not render"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def _gen_papers(monkeypatch):
+    """scripts/docs/gen_papers.py's functions, without running it (mkdocs-gen-files replaced by a stub)."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "mkdocs_gen_files", types.SimpleNamespace(open=None))
+    path = SITE.parent / "scripts" / "docs" / "gen_papers.py"
+    source = path.read_text().rsplit("\nmain()", 1)[0]
+    namespace = {"__file__": str(path), "__name__": "gen_papers"}
+    exec(compile(source, str(path), "exec"), namespace)
+    return namespace
+
+
+def test_paper_results_section_from_claims(monkeypatch):
+    gen = _gen_papers(monkeypatch)
+    claims = [
+        {"paper": "demo", "claim": "ok", "statement": "a <script>x</script> statement", "expected": 1.0,
+         "measured": 1.0000001234567, "tolerance": {"kind": "close", "rtol": 0.0, "atol": 1e-6},
+         "outcome": "passed", "passed": True},
+        {"paper": "demo", "claim": "bad", "statement": "fails", "expected": [1, 2], "measured": {"a": 0.5},
+         "tolerance": 0.1, "passed": False},  # a 0.1 claims.json row: no outcome field
+        {"paper": "demo", "claim": "known", "statement": "does not hold", "expected": True, "measured": False,
+         "tolerance": {"kind": "holds"}, "outcome": "not_reproduced", "passed": False},
+    ]
+    text = gen["results_section"]("demo", claims, ["demo_curve.png"], {"date": "today"}, "../figs/")
+    assert "3 claims: 1 passed, 1 failed, 1 not reproduced" in text
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "<td><code>1</code></td>" in text                 # measured 1.0000001234567 at 6 significant digits
+    assert "a: <code>0.5</code>" in text                     # dict values one per line
+    assert "close atol=1e-06" in text                        # typed tolerance, zero fields dropped
+    assert '!!! failure "Failed in this run"' in text and "`bad`: fails" in text
+    assert "**`known`**: does not hold (as declared, the statement did not hold)" in text
+    assert "![demo: curve](../figs/demo_curve.png)" in text
+    assert gen["_fmt"](1.0000001234567) == "1" and gen["_fmt"](123456789.0) == "1.23457e+08"
