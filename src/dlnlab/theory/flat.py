@@ -171,7 +171,7 @@ def sharpness_at_minimum(prob: Regression, params, *, tol: float = 1e-6, method:
     if method not in ("auto", "exact", "lanczos"):
         raise ConfigError(f"method: expected one of 'auto', 'exact', 'lanczos', got {method!r}")
     tol = as_float("tol", tol, low=0.0)
-    Sxx, Syx = np.asarray(prob.Sxx), np.asarray(prob.Syx)
+    Sxx, Syx = np.asarray(prob.Sxx, np.float64), np.asarray(prob.Syx, np.float64)
     W = _chain(Ws, 1, len(Ws), Ws[0].shape[1])
     res = np.linalg.norm(W @ Sxx - Syx)
     scale = np.linalg.norm(Syx) + np.linalg.norm(W) * np.linalg.norm(Sxx, 2)

@@ -88,10 +88,10 @@ def mode_strength(s: float, u0: float, t, *, depth: int = 2) -> np.ndarray:
 
 def target_modes(prob: Regression, *, tol: float = 1e-8):
     """``(U, s, Vt)`` of ``Syx`` for a whitened problem; raises unless ``Sxx`` is the identity."""
-    Sxx = np.asarray(prob.Sxx)
+    Sxx = np.asarray(prob.Sxx, np.float64)
     if not np.allclose(Sxx, np.eye(Sxx.shape[0]), atol=tol):
         raise DataError("prob: the Saxe mode solution needs whitened inputs (Sxx = I)")
-    return np.linalg.svd(np.asarray(prob.Syx), full_matrices=False)
+    return np.linalg.svd(np.asarray(prob.Syx, np.float64), full_matrices=False)
 
 
 def _strengths(u0, k: int) -> np.ndarray:

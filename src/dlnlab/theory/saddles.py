@@ -131,9 +131,18 @@ def _shape(prob) -> tuple[int, int]:
     return int(prob.d_out), int(prob.d_in)
 
 
+def _cost(prob, A) -> float:
+    if isinstance(prob, Regression):  # tr(A Sxx A^T) - 2 tr(A Syx^T) + Syy in NumPy float64
+        A = np.asarray(A, dtype=np.float64)
+        Sxx, Syx = np.asarray(prob.Sxx, np.float64), np.asarray(prob.Syx, np.float64)
+        return float(np.sum((A @ Sxx) * A) - 2.0 * np.sum(A * Syx) + float(prob.Syy))
+    return float(prob.cost(jnp.asarray(A, dtype=float)))
+
+
 def _grad(prob, A) -> np.ndarray:
-    if isinstance(prob, Regression):
-        return np.asarray(prob.cost_grad(jnp.asarray(A)))
+    if isinstance(prob, Regression):  # 2 (A Sxx - Syx) in NumPy float64, whatever JAX's precision setting
+        A = np.asarray(A, dtype=np.float64)
+        return 2.0 * (A @ np.asarray(prob.Sxx, np.float64) - np.asarray(prob.Syx, np.float64))
     return np.asarray(jax.grad(lambda B: prob.cost(B))(jnp.asarray(A, dtype=float)))
 
 
@@ -236,7 +245,7 @@ def _package(prob, mats, tol) -> list[Saddle]:
         s0 = esc.speed if s0 is None else s0
         is_min = esc.speed <= tol * max(s0, np.finfo(float).tiny)
         tie = (not is_min) and esc.second > esc.speed * (1 - 1e-8)
-        out.append(Saddle(k, np.asarray(A), float(prob.cost(jnp.asarray(A))), esc.speed, esc.u, esc.v,
+        out.append(Saddle(k, np.asarray(A), _cost(prob, A), esc.speed, esc.u, esc.v,
                           bool(is_min), bool(tie)))
         if is_min:
             break
@@ -244,7 +253,7 @@ def _package(prob, mats, tol) -> list[Saddle]:
 
 
 def _rrr(prob: Regression, K: int) -> list[np.ndarray]:
-    Sxx, Syx = np.asarray(prob.Sxx), np.asarray(prob.Syx)
+    Sxx, Syx = np.asarray(prob.Sxx, np.float64), np.asarray(prob.Syx, np.float64)
     lam, Q = np.linalg.eigh(Sxx)
     keep = lam > 1e-12 * max(lam.max(initial=0.0), np.finfo(float).tiny)
     Qp, lp = Q[:, keep], lam[keep]
@@ -436,14 +445,14 @@ def _constraint(prob, m, n):
     """(E, target, a_star): the global minima are ``{A : E vec(A) = E vec(target)}``; ``a_star``
     bounds their operator norm from below."""
     if isinstance(prob, Regression):
-        lam, Q = np.linalg.eigh(np.asarray(prob.Sxx))
+        lam, Q = np.linalg.eigh(np.asarray(prob.Sxx, np.float64))
         Qp = Q[:, lam > 1e-12 * lam.max()]
-        target = np.asarray(prob.Syx) @ np.linalg.pinv(np.asarray(prob.Sxx))
+        target = np.asarray(prob.Syx, np.float64) @ np.linalg.pinv(np.asarray(prob.Sxx, np.float64))
         E = np.kron(Qp.T, np.eye(m))
         return E, target, float(np.linalg.norm(target @ Qp, 2))
     if isinstance(prob, MatrixCompletion):
         M = np.asarray(prob.mask)
-        T = np.where(M, np.asarray(prob.target), 0.0)
+        T = np.where(M, np.asarray(prob.target, np.float64), 0.0)
         E = np.eye(m * n)[M.ravel(order="F")]
         rows = np.linalg.norm(T, axis=1).max()
         cols = np.linalg.norm(T, axis=0).max()
