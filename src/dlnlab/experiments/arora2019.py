@@ -232,12 +232,16 @@ def depth_claims(ctx, state) -> None:
     ctx.at_most("depth3_beats_depth2",
                 f"With few observations depth 3 recovers the target far better than depth 2: error(3) / error(2), {k} "
                 "(measured 0.012-0.026 over reproduction seeds 0-3)", measured=e3 / e2, bound=0.1)
+    few = [float(np.median(gd[N]["error"][0])) for N in (2, 3)]
+    ctx.at_most("depth3_beats_depth2_fewest",
+                f"... and also at the fewest observations ({z.obs[0]}): median error(3) / error(2) <= 1",
+                measured=few[1] / few[0], bound=1.0)
     ctx.at_most("depth3_below_nuclear",
                 f"Depth 3 goes below the nuclear-norm minimiser in error: error(3) / error(nuclear), {k} "
                 "(measured 0.007-0.024)", measured=e3 / en, bound=0.1)
     ctx.at_most("depth2_near_nuclear",
                 f"Depth 2 is about as good as the nuclear-norm minimiser (or better): error(2) / error(nuclear), {k} "
-                "(measured 0.51-0.93)", measured=e2 / en, bound=1.3)
+                "(measured 0.51-0.98)", measured=e2 / en, bound=1.3)
     r2, r3 = float(np.median(gd[2]["erank"][mid])), float(np.median(gd[3]["erank"][mid]))
     ctx.at_least("effective_rank_falls",
                  f"The effective rank of the product falls with depth: erank(2) - erank(3), {k} (target rank "
@@ -329,6 +333,13 @@ EXPERIMENT = Experiment(
                  "flow_records": 120},
     },
     setup=setup,
+    not_reproduced={
+        "depth3_beats_depth2_fewest": (
+            "with as many observations as the target has degrees of freedom (60 of 256 entries for a 16 x 16 rank-2 "
+            "matrix) every method fails (median errors 0.6-1.0) and depth 3's median error is 1.13-1.65 times depth "
+            "2's over reproduction seeds 0-3: depth helps in the intermediate regime (90-120 observed), not at the "
+            "fewest observations", "docs/papers/arora2019.md#fewest-observations"),
+    },
     claims=(end_to_end_claims, identity_claims, depth_claims, incremental_claims),
     figures=(error_figure, spectrum_figure),
 )
