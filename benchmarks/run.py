@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick         # reduced sizes, a smoke test (about 1-2 minutes)
     python benchmarks/run.py --only sweep curvature
 
-Benchmarks (one module each, see their docstrings): sweep, hardware, flow, curvature, scaling. PyTorch
+Benchmarks (one module each, see their docstrings): sweep, hardware, flow, curvature, scaling, cold. PyTorch
 (``pip install -e .[bench]``, torch==2.13.0 CPU) is the competitor of sweep and curvature; without it
 those rows are skipped. Plots go to benchmarks/plots/ and are shown in docs/performance.md.
 """
@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 
 import _common  # noqa: E402
 
-NAMES = ("sweep", "hardware", "flow", "curvature", "scaling")
+NAMES = ("sweep", "hardware", "flow", "curvature", "scaling", "cold")
 
 
 def _module(name):
