@@ -75,3 +75,19 @@ def test_a_one_percent_error_in_the_singular_value_dynamics_fails_its_claim(chec
     outcome, _ = _rerun(out, monkeypatch, "singular_value_velocity", wrong)
     assert outcome["singular_value_dynamics"] == "failed"
     assert outcome["preconditioner"] == "passed"
+
+
+def test_the_sweepable_function_recovers_a_fully_observed_target_and_refuses_bad_fields():
+    from dlnlab.errors import ConfigError
+    from dlnlab.sweep import get_sweepable
+
+    fn = get_sweepable("deep_matrix_completion")
+    cfgs = [fn.normalise({"d": 6, "rank": 1, "n_observed": n, "depth": 3, "steps": 3000, "seed": 1}) for n in (36, 30)]
+    out = fn.run_batch(cfgs)
+    assert out[0]["metrics"]["relative_error"] < 1e-3  # every entry observed: the fit is the target
+    assert out[0]["metrics"]["final_loss"] < 1e-5 and 0.99 < out[0]["metrics"]["effective_rank"] < 1.1
+    assert out[1]["trajectory"]["singular_values"].shape[1] == 6
+    with pytest.raises(ConfigError, match="n_observed"):
+        fn.normalise({"d": 4, "n_observed": 17})
+    with pytest.raises(ConfigError, match="rank"):
+        fn.normalise({"d": 4, "rank": 5})

@@ -66,3 +66,18 @@ def test_a_one_percent_error_in_the_learning_time_fails_its_claim(checked, monke
     true = incremental.learning_time
     outcome, _ = _rerun(out, monkeypatch, "learning_time", lambda *a, **k: 1.01 * true(*a, **k))
     assert outcome["toy_learning_time"] == "failed"
+
+
+def test_the_sweepable_index_is_about_one_half_at_depth_one_and_falls_with_depth():
+    from dlnlab.errors import ConfigError
+    from dlnlab.sweep import get_sweepable
+
+    fn = get_sweepable("incremental_sensing")
+    index = {}
+    for depth in (1, 3):
+        cfg = fn.normalise({"d": 5, "m": 1000, "depth": depth, "init_scale": 1e-3, "steps": 3000})
+        out = fn.run_batch([cfg])[0]
+        index[depth] = out["metrics"]["incremental_index"]
+    assert 0.4 < index[1] < 0.6 and index[3] < 0.05 * index[1]  # near-isotropic sensing: close to the toy model
+    with pytest.raises(ConfigError, match="targets"):
+        fn.normalise({"targets": [3.0, 6.0]})
