@@ -34,6 +34,7 @@ BUILTIN = (
     ("ji2019", "dlnlab.experiments.ji2019:EXPERIMENT"),
     ("mulayoff2020", "dlnlab.experiments.mulayoff2020:EXPERIMENT"),
     ("saxe", "dlnlab.experiments.saxe:EXPERIMENT"),
+    ("woodworth2020", "dlnlab.experiments.woodworth2020:EXPERIMENT"),
     ("ziyin2022", "dlnlab.experiments.ziyin2022:EXPERIMENT"),
 )
 
