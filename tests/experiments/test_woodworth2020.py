@@ -83,3 +83,20 @@ def test_a_one_percent_error_in_the_theory_fails_its_claim(checked, monkeypatch,
     outcome = {c.claim: c.outcome for c in res.claims}
     assert {c for c in PINNED if outcome[c] == "failed"} == fails, outcome
     assert res.exit_code == 1
+
+
+def test_the_diagonal_sweepable_ends_at_the_theory_limit():
+    """dlnlab sweep's diagonal_regression: its metrics against the theory computed here (a second route)."""
+    from dlnlab.sweep._registry import get_sweepable
+
+    fn = get_sweepable("diagonal_regression")
+    base = {"d": 30, "n": 12, "s": 2, "n_test": 100, "depth": 2, "t1": 1e6, "max_steps": 6000, "seed": 0}
+    configs = [{**base, "alpha": a, "data_seed": k} for a, k in ((1.0, 0), (0.1, 1))]
+    for cfg, out in zip(configs, fn.run_batch(configs), strict=True):
+        p = ww.problem(d=30, n=12, s=2, n_test=100, seed=cfg["data_seed"])
+        beta = diagonal.implicit_bias(p["X"], p["y"], alpha=cfg["alpha"]).beta
+        l2 = np.linalg.pinv(p["X"]) @ p["y"]
+        assert out["status"] == "converged" and out["metrics"]["converged"] == 1.0
+        assert out["metrics"]["l1_norm"] == pytest.approx(np.abs(beta).sum(), rel=1e-6)
+        assert out["metrics"]["dist_l2"] == pytest.approx(np.linalg.norm(beta - l2) / np.linalg.norm(l2), rel=1e-4)
+        assert out["metrics"]["test_error"] == pytest.approx(ww.test_error(beta, p), rel=1e-4)
