@@ -19,7 +19,8 @@ from dlnlab.theory import diagonal
 TINY = {"d": 40, "n": 20, "s": 2, "n_test": 200, "replicates": 2, "max_steps": 6000,
         "alphas_depth2": [0.1, 0.3, 1.0, 2.0, 3.0], "alphas_depth3": [0.3, 1.0, 2.0],
         "check_depth2": [0.1, 1.0], "check_depth3": [0.3, 1.0], "rich_alpha": 0.1, "limit_alpha": 1e-12,
-        "kernel_alpha_depth2": 3.0, "kernel_alpha_depth3": 2.0, "trend_below_1": [0.3], "trend_above_1": [2.0],
+        "kernel_alpha_depth2": 3.0, "kernel_alpha_depth3": 2.0, "theory_alphas": [1e-3, 3.0],
+        "trend_below_1": [0.3], "trend_above_1": [2.0],
         "ratio_below_1": 0.9, "ratio_above_1": 0.7}
 EXP = dataclasses.replace(ww.EXPERIMENT, sizes={"quick": TINY, "full": TINY})
 PINNED = ("q_alpha_depth2", "q_alpha_depth3", "rich_limit_l1", "kernel_limit_l2")

@@ -31,8 +31,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._diagonal import DiagonalNet
+from ..errors import ConfigError, NumericalError
 from ..objective import Objective
 from ..problems import Regression
+from ..sweep._functions_diagonal import LOSS_STOP, problem, test_error
 from ..theory import diagonal
 from ..train import Flow, Record, Stop, train_batched
 from ._experiment import Experiment
@@ -47,9 +49,6 @@ BIBTEX = """@inproceedings{woodworth2020kernel,
   year      = {2020}
 }"""
 
-# The loss is computed from moments (beta^T Sxx beta - 2 Syx beta + Syy), which rounds at ~1e-16 to 1e-15, so a
-# lower threshold is a coin flip; 1e-14 is a relative residual ||X beta - y|| / ||y|| of ~1e-7.
-LOSS_STOP = 1e-14
 # Measured distance to the theory limit at that stop: see docs/papers/woodworth2020.md; 1e-6 fails a 1 % error in
 # the theory's beta by 10^4.
 Q_TOL = 1e-6
@@ -60,23 +59,6 @@ RICH_ERR = 0.1  # relative test error that counts as "generalises" (measured ~1e
 # the min-l2 interpolator keeps ~n/d of beta*: relative test error ~1 - n/d (0.6 quick, 0.9 full), spread ~0.1 over
 # replicates at quick size (s = 5 is a small sample of directions)
 KERNEL_ERR = 0.15
-
-
-def problem(*, d: int, n: int, s: int, n_test: int, seed) -> dict:
-    """A noise-free sparse regression: ``X`` (n, d) and ``X_test`` (n_test, d) standard Gaussian, ``beta*`` with
-    ``s`` leading entries ``1/sqrt(s)``, ``y = X beta*``."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    beta_star = np.zeros(d)
-    beta_star[:s] = 1.0 / np.sqrt(s)
-    X_test = rng.normal(size=(n_test, d))
-    return {"X": X, "y": X @ beta_star, "beta_star": beta_star, "X_test": X_test}
-
-
-def test_error(beta, data) -> float:
-    """Relative test error ``mean((X_test (beta - beta*))^2) / mean((X_test beta*)^2)``."""
-    r = data["X_test"] @ (np.asarray(beta) - data["beta_star"])
-    return float(np.mean(r**2) / np.mean((data["X_test"] @ data["beta_star"]) ** 2))
 
 
 def flow_limits(*, d: int, n: int, s: int, n_test: int, seeds, depth: int, alphas, max_steps: int) -> dict:
@@ -133,7 +115,8 @@ def setup(ctx) -> dict:
 def _index(case, alpha) -> int:
     hits = np.flatnonzero(np.isclose(case["alphas"], alpha, rtol=1e-12))
     if hits.size != 1:
-        raise ValueError(f"alpha {alpha} is not in the depth's alpha grid {case['alphas'].tolist()}")
+        raise ConfigError(f"sizes: expected alpha {alpha} (a claim's alpha) in the depth's alpha grid "
+                          f"{case['alphas'].tolist()}")
     return int(hits[0])
 
 
@@ -256,8 +239,9 @@ def depth_trend(ctx, state) -> None:
 
 
 def regimes_figure(ctx, state) -> None:
-    """Test error and ||beta||_1 against alpha (mean over replicates), one curve per depth, with the l1 and l2
-    interpolators as horizontal lines (the paper's Figure 1)."""
+    """Test error and ||beta||_1 against alpha (mean over replicates), one colour per depth (points: the flows;
+    lines: argmin Q_alpha over ``theory_alphas``), with the l1 and l2 interpolators as horizontal lines (the paper's
+    Figure 1)."""
     from matplotlib.figure import Figure
 
     l1_err = np.mean([test_error(b, p) for b, p in zip(state["l1"], state["data"], strict=True)])
@@ -266,9 +250,25 @@ def regimes_figure(ctx, state) -> None:
     l2_norm = np.mean([np.abs(b).sum() for b in state["l2"]])
     fig = Figure(figsize=(9.0, 3.4))
     ax_err, ax_l1 = fig.subplots(1, 2)
+    grid = np.logspace(np.log10(ctx.size.theory_alphas[0]), np.log10(ctx.size.theory_alphas[1]), 15)
     for k, (depth, c) in enumerate(sorted(state["depths"].items())):
-        ax_err.plot(c["alphas"], c["test_error"].mean(axis=0), "o-", color=f"C{k}", ms=4, label=f"depth {depth}")
-        ax_l1.plot(c["alphas"], c["l1_norm"].mean(axis=0), "o-", color=f"C{k}", ms=4, label=f"depth {depth}")
+        ax_err.plot(c["alphas"], c["test_error"].mean(axis=0), "o", color=f"C{k}", ms=5,
+                    label=f"depth {depth}: gradient flow")
+        ax_l1.plot(c["alphas"], c["l1_norm"].mean(axis=0), "o", color=f"C{k}", ms=5,
+                   label=f"depth {depth}: gradient flow")
+        theory = []  # argmin Q_alpha over a wider alpha range than the flows can reach (mean over replicates)
+        for a in grid:
+            try:
+                betas = [diagonal.implicit_bias(p["X"], p["y"], alpha=float(a), depth=depth).beta
+                         for p in state["data"]]
+            except NumericalError:  # alpha too extreme for this depth in float64: leave a gap
+                theory.append((np.nan, np.nan))
+                continue
+            theory.append((np.mean([test_error(b, p) for b, p in zip(betas, state["data"], strict=True)]),
+                           np.mean([np.abs(b).sum() for b in betas])))
+        theory = np.array(theory)
+        ax_err.plot(grid, theory[:, 0], "-", color=f"C{k}", lw=1.2, label=f"depth {depth}: argmin Q_alpha")
+        ax_l1.plot(grid, theory[:, 1], "-", color=f"C{k}", lw=1.2, label=f"depth {depth}: argmin Q_alpha")
     for ax, (v1, v2) in ((ax_err, (l1_err, l2_err)), (ax_l1, (l1_norm, l2_norm))):
         ax.axhline(v1, color="k", ls="--", lw=1, label="min-l1 interpolator")
         ax.axhline(v2, color="k", ls=":", lw=1, label="min-l2 interpolator")
@@ -285,7 +285,8 @@ _GRID2 = [1e-2, 0.03, 0.1, 0.3, 1.0, 2.0, 3.0]
 _GRID3 = [0.3, 1.0, 2.0]
 _COMMON = {"s": 5, "n_test": 2000, "alphas_depth2": _GRID2, "alphas_depth3": _GRID3,
            "check_depth2": [1e-2, 0.1, 1.0], "check_depth3": [0.3, 1.0], "rich_alpha": 1e-2,
-           "limit_alpha": 1e-12, "kernel_alpha_depth2": 3.0, "kernel_alpha_depth3": 2.0, "trend_below_1": [0.3],
+           "limit_alpha": 1e-12, "kernel_alpha_depth2": 3.0, "kernel_alpha_depth3": 2.0,
+           "theory_alphas": [1e-6, 3.0], "trend_below_1": [0.3],
            "trend_above_1": [2.0], "ratio_below_1": 0.9, "ratio_above_1": 0.7}
 
 EXPERIMENT = Experiment(

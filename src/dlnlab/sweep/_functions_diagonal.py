@@ -3,7 +3,7 @@
 ``diagonal_regression``: a depth-``depth`` diagonal network ``beta = w_+^D - w_-^D`` (:class:`dlnlab.DiagonalNet`)
 from ``w_+ = w_- = alpha``, trained by gradient flow (``dl.Flow``, rtol 1e-10, stopped at loss 1e-14 or at ``t1``)
 on the noise-free sparse regression of the woodworth2020 experiment (Gaussian ``X`` of shape ``(n, d)``, ``s``
-entries ``1/sqrt(s)``, ``data_seed``; :func:`dlnlab.experiments.woodworth2020.problem`). Loss
+entries ``1/sqrt(s)``, ``data_seed``; :func:`problem`, shared with the woodworth2020 experiment). Loss
 ``(1/n) ||X beta - y||^2`` (no 1/2). Metrics: ``test_error`` (relative, on ``n_test`` fresh points), ``dist_l1`` and
 ``dist_l2`` (relative distance of ``beta`` to the min-l1 and min-l2 interpolators), ``l1_norm``, ``final_loss``,
 ``converged`` (1 when the loss stop was met). The phase diagram is ``alpha x depth``
@@ -16,7 +16,28 @@ import numpy as np
 
 from ._registry import Field, Sweepable, register_sweepable
 
-__all__ = ["DIAGONAL_REGRESSION"]
+__all__ = ["DIAGONAL_REGRESSION", "LOSS_STOP", "problem", "test_error"]
+
+# The loss is computed from moments (beta^T Sxx beta - 2 Syx beta + Syy), which rounds at ~1e-16 to 1e-15, so a
+# lower threshold is a coin flip; 1e-14 is a relative residual ||X beta - y|| / ||y|| of ~1e-7.
+LOSS_STOP = 1e-14
+
+
+def problem(*, d: int, n: int, s: int, n_test: int, seed) -> dict:
+    """A noise-free sparse regression: ``X`` (n, d) and ``X_test`` (n_test, d) standard Gaussian, ``beta*`` with
+    ``s`` leading entries ``1/sqrt(s)``, ``y = X beta*``."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    beta_star = np.zeros(d)
+    beta_star[:s] = 1.0 / np.sqrt(s)
+    X_test = rng.normal(size=(n_test, d))
+    return {"X": X, "y": X @ beta_star, "beta_star": beta_star, "X_test": X_test}
+
+
+def test_error(beta, data) -> float:
+    """Relative test error ``mean((X_test (beta - beta*))^2) / mean((X_test beta*)^2)``."""
+    r = data["X_test"] @ (np.asarray(beta) - data["beta_star"])
+    return float(np.mean(r**2) / np.mean((data["X_test"] @ data["beta_star"]) ** 2))
 
 _FIELDS = {
     "d": Field("int", 100, "input dimension (length of beta)", low=1, high=20_000),
@@ -42,7 +63,6 @@ def _check(cfg: dict) -> None:
 
 def _run_batch(configs: list[dict]) -> list[dict]:
     from .._diagonal import DiagonalNet
-    from ..experiments.woodworth2020 import LOSS_STOP, problem, test_error
     from ..objective import Objective
     from ..problems import Regression
     from ..theory import diagonal
