@@ -181,8 +181,18 @@ def resnet_zero_init(ctx, state) -> None:
                     "flattest sharpness: lambda / lambda* per (depth, target)",
                     measured={f"N{r['depth']}_{r['target']}": r["ratio"] for r in rows}, expected=1.0, rtol=1e-4)
     ctx.at_most("resnet_zero_init_balanced",
-                "The zero-init ResNet limits are balanced (max normalised ||W_{i+1}^T W_{i+1} - W_i W_i^T||)",
-                measured=max(r["balancedness"] for r in rows), bound=1e-3)
+                "The zero-init ResNet limits are balanced (normalised ||W_{i+1}^T W_{i+1} - W_i W_i^T||, max over "
+                "depths) for the symmetric target, where GD keeps the balance of W_i = I exactly",
+                measured=max(r["balancedness"] for r in rows if r["target"] == "symmetric"), bound=1e-12)
+    half = {(N, r["name"]): float(balancedness(r["params"]).normalised) for N, r in _runs(state, "zero_init_half")}
+    drift = {f"N{r['depth']}": half[(r["depth"], "nonsymmetric")] / r["balancedness"] for r in rows
+             if r["target"] == "nonsymmetric"}
+    ctx.at_most("resnet_zero_init_balance_drift",
+                "For the non-symmetric target the limit's imbalance "
+                f"({min(r['balancedness'] for r in rows if r['target'] == 'nonsymmetric'):.1e}-"
+                f"{max(r['balancedness'] for r in rows if r['target'] == 'nonsymmetric'):.1e}) is GD's O(eta) drift "
+                "from the balance gradient flow conserves: halving the step at least nearly halves it (ratio "
+                "imbalance(eta/2) / imbalance(eta) per depth; 1/2 to first order)", measured=drift, bound=0.6)
     ctx.at_least("resnet_zero_init_coupled",
                  "The limits have coupled singular vectors: min over runs and pairs of max |<u_k(W_i), v_l(W_{i+1})>|"
                  " and of the path coupling along u* = v_1(T)",
