@@ -47,7 +47,7 @@ _FIELDS = {
     "depth": Field("int", 2, "D in beta = w_+^D - w_-^D", low=2, high=16),
     "alpha": Field("float", 0.1, "init scale: w_+ = w_- = alpha", low=1e-30, high=1e3),
     "data_seed": Field("int", 0, "seed of X, the test set", low=0, high=2**63 - 1),
-    "t1": Field("float", 1e6, "flow: final time (the loss stop usually ends it first)", low=0.0, high=1e12),
+    "t1": Field("float", 1e6, "flow: final time (the loss stop usually ends it first)", low=1e-9, high=1e12),
     "max_steps": Field("int", 20_000, "flow: solver step cap", low=1, high=10**7),
 }
 _STATIC = ("d", "n", "s", "n_test", "depth", "max_steps")
