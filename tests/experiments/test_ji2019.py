@@ -1,104 +1,82 @@
-"""Fast checks of the ji2019 experiment's building blocks (the full claims run in the CLI)."""
+"""ji2019 on the experiment contract: it conforms, and a 1 % error in the max-margin direction fails its claims.
+
+The experiment runs here at small sizes (the 2-D runs keep enough steps to pin the SVM direction); the quick and
+full sizes are exercised by ``dlnlab reproduce ji2019 --quick``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
+import pytest
 
-from dlnlab import Classification, Objective
-from dlnlab.experiments import get
+import dlnlab as dl
 from dlnlab.experiments import ji2019 as ex
 from dlnlab.theory import margin as mg
 
+SMALL = {"steps": 1500, "steps_5d": 300, "digits_steps": 100, "flow_t1": 100.0, "drift_steps": 300,
+         "ball_steps": 200}
+EXP = dataclasses.replace(ex.EXPERIMENT, sizes={"quick": SMALL, "full": SMALL})
 
-def test_registered_with_all_claim_steps():
-    exp = get("ji2019")
-    assert [s.__name__ for s in exp.steps] == [
-        "step_limits",
-        "step_conservation",
-        "step_lemma2",
-        "step_depth_and_loss",
-        "step_large_init",
-        "step_digits",
-    ]
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ji2019")
+    return out, dl.check_experiment(EXP, out=out)
+
+
+def test_ji2019_conforms_and_the_2d_claims_pass(checked):
+    _, res = checked
+    outcome = {c.claim: c.outcome for c in res.claims}
+    assert list(outcome) == ["1-2d-svm", "1-2d", "1-5d-svm", "1-5d", "2-flow", "2-gd", "3", "4", "5", "6", "7"]
+    for cid in ("1-2d-svm", "1-2d", "2-gd", "3", "7"):
+        assert outcome[cid] == "passed", cid
+    assert ex.EXPERIMENT.sizes["quick"]["steps"] < ex.EXPERIMENT.sizes["full"]["steps"]
 
 
 def test_datasets_are_separable_and_normalised():
-    X, y = ex.separable_data(0, 40, 2, teacher=(1.0, 0.5))
+    X, y = ex.data("2d", 0)
     assert np.isclose(np.linalg.norm(X, axis=1).max(), 1.0) and set(np.unique(y)) == {-1.0, 1.0}
     mm = mg.max_margin(X, y)
     assert mm.certificate.ok and mm.spans_input
     Xd, yd = ex.digits_pair(0, 1)
     assert Xd.shape == (360, 64) and np.isclose(np.linalg.norm(Xd, axis=1).max(), 1.0)
-    from sklearn.datasets import load_digits  # the data file read directly is scikit-learn's data
-
-    dg = load_digits()
-    pick = (dg.target == 0) | (dg.target == 1)
-    np.testing.assert_allclose(Xd * np.linalg.norm(dg.data[pick], axis=1).max(), dg.data[pick], rtol=1e-14)
-    np.testing.assert_array_equal(yd, np.where(dg.target[pick] == 0, 1.0, -1.0))
-    assert mg.max_margin(Xd, yd).certificate.ok
 
 
-def test_short_fit_turns_towards_max_margin():
-    """A short loss-scaled run already aligns the predictor and the layers (claim 1, reduced)."""
-    X, y = ex.separable_data(0, 40, 2, teacher=(1.0, 0.5))
-    run, p0, mm, obj = ex.fit(X, y, steps=1100)
-    assert float(obj.value(p0)) <= np.log(2.0) + 1e-12  # sign flip gives Assumption 2 here
-    h = run.history
-    assert h["loss"][-1] < 1e-20
-    assert h["cos"][-1] > 0.99999 and h["rank_one"][-1].min() > 0.998
-    assert np.all(h["margin_ratio"][-1] <= 1 + 1e-9)  # never above the SVM margin
+def _perturbed(true):
+    """``max_margin`` with a 1 % error in the direction (``u_bar + 0.01 xi``, ``xi`` a unit vector orthogonal to
+    it, renormalised) and the margin that direction really has (``min_i <u, z_i>``)."""
+
+    def wrong(X, y=None, **kw):
+        mm = true(X, y, **kw)
+        u = np.asarray(mm.direction, float)
+        xi = np.roll(u, 1) * np.where(np.arange(len(u)) == 0, -1.0, 1.0) if len(u) == 2 else np.ones_like(u)
+        xi = xi - (xi @ u) * u
+        v = u + 0.01 * xi / np.linalg.norm(xi)
+        v = v / np.linalg.norm(v)
+        return dataclasses.replace(mm, direction=v, margin=float(np.min(np.asarray(y) * (np.asarray(X) @ v))))
+
+    return wrong
 
 
-def test_layer_quantities_match_the_library_diagnostics():
-    """The NumPy quantities computed from recorded layers equal dl.diagnostics / theory.margin."""
-    import jax
-
-    from dlnlab.diagnostics import alignment, rank_one_ratio
-
-    X, y = ex.separable_data(3, 30, 3)
-    mm = mg.max_margin(X, y)
-    rng = np.random.default_rng(1)
-    stacks = [rng.normal(size=(5, m, n)) for n, m in ((3, 4), (4, 6), (6, 1))]
-    q = ex.layer_quantities(stacks, mm.direction, X, y, mm.margin)
-
-    def library(*p):
-        return {
-            "w": mg.predictor(p),
-            "cos": mg.max_margin_cosine(p, mm.direction),
-            "margin_ratio": mg.normalized_margin(p, X, y) / mm.margin,
-            "e2e_alignment": mg.end_to_end_alignment(p),
-            "rank_one": rank_one_ratio(p),
-            "alignment": alignment(p),
-            **mg.lemma2_terms(p),
-        }
-
-    lib = jax.jit(jax.vmap(library))(*stacks)  # one compilation for all times and quantities
-    assert set(lib) <= set(q)
-    for k, v in lib.items():
-        np.testing.assert_allclose(q[k], v, rtol=1e-10, atol=1e-14, err_msg=k)
+def test_a_one_percent_error_in_the_max_margin_direction_fails_the_claims(checked, monkeypatch):
+    out, _ = checked
+    monkeypatch.setattr(mg, "max_margin", _perturbed(mg.max_margin))
+    res = dl.reproduce([EXP], out=out / "first", report=False)  # the stored runs, the planted theory
+    assert res.pieces["ji2019"]["computed"] == 0
+    outcome = {c.claim: c.outcome for c in res.claims}
+    assert outcome["1-2d"] == "failed"
+    assert outcome["2-gd"] == "passed" and res.exit_code == 1
 
 
-def test_gd_drift_law_holds_and_catches_a_wrong_step():
-    """The exact one-step law of the balance gaps holds along GD and fails for a misreported step."""
-    X, y = ex.separable_data(0, 40, 2, teacher=(1.0, 0.5))
-    obj = Objective(Classification(X, y), loss="logistic")
-    p0 = ex.initial_params(obj, (2, 10, 10, 10, 1), scale=0.1, seed=0)
-    ps, gs, etas = ex.gd_path(obj, p0, 900)
-    assert np.isclose(etas[0], 1.0) and etas.max() > 1e20  # the floor at the start, then loss-scaled
-    ok = ex.gd_drift_check(ps, gs, etas)
+def test_gd_drift_law_catches_a_wrong_step(checked):
+    """The exact one-step law of the balance gaps fails for a step size misreported by 1 %."""
+    d = ex.path_piece(rule="loss_scaled", n_steps=300, seed=0)
+    Ws = [d[f"W{k + 1}"] for k in range(ex.DEPTH)]
+    Gs = [d[f"G{k + 1}"][:-1] for k in range(ex.DEPTH)]
+    n = int(np.argmax(d["eta"] > 1e40)) if np.any(d["eta"] > 1e40) else len(d["eta"])
+    ok = ex.gd_drift_check([W[: n + 1] for W in Ws], [G[:n] for G in Gs], d["eta"][:n])
+    bad = ex.gd_drift_check([W[: n + 1] for W in Ws], [G[:n] for G in Gs], 1.01 * d["eta"][:n])
     assert ok["max_relative_error"] < 1e-6 and ok["accumulated_bound_holds"]
-    bad = ex.gd_drift_check(ps, gs, 1.01 * etas)
     assert bad["max_relative_error"] > 1e-2
-
-
-def test_runner_reuse_does_not_leak_between_data_sets():
-    """Runs with the same shapes share one compiled runner: another data set in between leaves a
-    repeated fit bit-identical, and the other data set gets its own answer."""
-    X, y = ex.separable_data(0, 40, 2, teacher=(1.0, 0.5))
-    X2, y2 = ex.separable_data(5, 40, 2, teacher=(0.3, -1.0))
-    first = ex.fit(X, y, steps=1100)[0]  # the step count of test_short_fit: no extra compilation
-    other = ex.fit(X2, y2, steps=1100)[0]
-    again = ex.fit(X, y, steps=1100)[0]
-    for k in ("loss", "W1", "W4", "cos"):
-        np.testing.assert_array_equal(first.history[k], again.history[k])
-    assert other.history["cos"][-1] > 0.99 and abs(first.history["w"][-1] @ other.history["w"][-1]) < (
-        np.linalg.norm(first.history["w"][-1]) * np.linalg.norm(other.history["w"][-1]) * 0.9
-    )
