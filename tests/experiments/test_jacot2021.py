@@ -1,22 +1,72 @@
-"""The jacot2021 experiment: registration, its problems (checked against their defining formulas) and
-the first-escape measurement on a hand-made run. The full quick run is exercised by
-`dlnlab reproduce jacot2021 --quick` (too slow for the unit-test budget)."""
+"""jacot2021 on the experiment contract: it conforms on a small size, its problems match their defining formulas,
+the distance bounds bracket independent computations, and a 1 % error in a saddle's end-to-end matrix or loss
+(planted in dlnlab.theory.saddles.saddle_sequence) fails the claims that pin them."""
 
-from types import SimpleNamespace
+from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
+import pytest
 
 import dlnlab as dl
-from dlnlab import experiments
 from dlnlab.experiments import jacot2021 as J
+from dlnlab.experiments.jacot2021 import _distances as D
 from dlnlab.theory import saddles as sd
 
+SMALL = {"sig3": [1e-3, 3e-3], "sig2": [1e-8, 1e-4], "sig4": [1e-2, 2e-2], "n_save": 150, "n_save_d2": 30,
+         "escape_draws": 2, "widths": [8, 32], "gammas": [0.5, 1.5], "draws": 1, "small": 1e-3, "large": 0.5,
+         "completion_width": 12, "dist_widths": [16, 64], "dist_gammas": [0.5, 1.5], "dist_draws": 1,
+         "bracket_widths": [16, 64], "bracket_draws": 1}
 
-def test_registered_with_all_steps():
-    exp = experiments.get("jacot2021")
-    assert [s.__name__ for s in exp.steps] == [
-        "step_staircase", "step_escape_depth4", "step_depth2", "step_init_distances", "step_matrix_completion"]
-    assert "2106.15933" in exp.reference and exp.bibtex.startswith("@article")
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    out = tmp_path_factory.mktemp("jacot2021")
+    exp = dataclasses.replace(J.EXPERIMENT, sizes={"quick": SMALL, "full": SMALL})
+    return exp, out, dl.check_experiment(exp, out=out, repeat=False)
+
+
+def test_conforms_and_the_saddle_claims_pass_on_a_small_size(checked):
+    _, _, res = checked
+    outcome = {c.claim: c.outcome for c in res.claims}
+    for claim in ("staircase", "staircase_order", "plateau_states", "plateau_layer_ranks", "plateau_states_completion",
+                  "plateau_loss_completion", "first_escape_depth3", "first_escape_rank_one_depth3"):
+        assert outcome[claim] == "passed", (claim, [c for c in res.claims if c.claim == claim])
+    # the tolerance written is the one applied
+    c = next(c for c in res.claims if c.claim == "plateau_states")
+    assert c.tolerance.bound == J._claims.STATE_TOL
+
+
+def _planted(monkeypatch, *, scale_A=1.0, scale_loss=1.0):
+    true = sd.saddle_sequence
+
+    def wrong(prob, **kw):
+        seq = true(prob, **kw)
+        return [dataclasses.replace(s, end_to_end=s.end_to_end * scale_A, loss=s.loss * scale_loss) for s in seq]
+
+    monkeypatch.setattr(sd, "saddle_sequence", wrong)
+
+
+def _rerun(exp, out):
+    res = dl.reproduce([exp], out=out, report=False)
+    assert res.pieces["jacot2021"]["computed"] == 0  # the stored runs, the planted theory
+    return {c.claim: c.outcome for c in res.claims}
+
+
+def test_a_one_percent_error_in_a_saddle_end_to_end_matrix_fails(checked, monkeypatch):
+    exp, out, _ = checked
+    _planted(monkeypatch, scale_A=1.01)
+    outcome = _rerun(exp, out)
+    assert outcome["plateau_states"] == "failed" and outcome["plateau_states_completion"] == "failed"
+
+
+def test_a_one_percent_error_in_a_saddle_loss_fails(checked, monkeypatch):
+    exp, out, _ = checked
+    _planted(monkeypatch, scale_loss=1.01)
+    outcome = _rerun(exp, out)
+    assert outcome["staircase"] == "failed" and outcome["plateau_loss_completion"] == "failed"
+    assert outcome["plateau_states"] == "passed"
 
 
 def test_regression_problem_saddle_losses():
@@ -37,45 +87,19 @@ def test_completion_problem_rank_and_mask():
     assert s[3] < 1e-10 and 0.5 < float(np.mean(np.asarray(prob.mask))) < 0.9
 
 
-def test_first_escape_reads_the_right_record():
-    prob = dl.Regression.from_moments(np.eye(2), np.diag([2.0, 1.0]), 5.0)
-    seq = sd.saddle_sequence(prob)
-    u = np.array([1.0, 0.0])
-    scales = np.array([1e-6, 1e-3, 0.04, 1.5, 2.0])  # |A| / |A_1| = scale / 2
-    A = [a * np.outer(u, u) + 1e-9 * np.eye(2) for a in scales]
-    hist = {"end_to_end": np.array(A), "balancedness": np.zeros(5),
-            "layer_singular_values_0": np.array([[a, 1e-9] for a in scales]),
-            "layer_singular_values_1": np.array([[a, 1e-9] for a in scales])}
-    f = J._first_escape(SimpleNamespace(history=hist), seq, 2)
-    assert abs(f["|A|/|A_1|"] - 0.02) < 1e-8 and abs(f["cos_u"] - 1.0) < 1e-12 and f["s2/s1"] < 1e-6
-    # No record inside the window: no state to measure.
-    hist2 = dict(hist, end_to_end=np.array([1e-9 * np.eye(2), 2 * np.outer(u, u)] * 2 + [np.eye(2)]))
-    assert J._first_escape(SimpleNamespace(history=hist2), seq, 2) is None
-
-
-def test_direction_is_gaussian_with_layer_shapes():
-    base = J._direction((5, 10, 10, 4), 0)
-    assert [W.shape for W in base] == [(10, 5), (10, 10), (4, 10)]
-    x = np.concatenate([W.ravel() for W in base])
-    assert abs(x.mean()) < 0.2 and abs(x.std() - 1) < 0.15  # 190 N(0, 1) draws
-    assert all(np.array_equal(a, b) for a, b in zip(base, J._direction((5, 10, 10, 4), 0), strict=True))
-
-
-def test_embedded_runs_are_the_narrow_flows_with_their_own_horizons():
-    # Whitened 2 x 2 regression, nets of width 1 and 3 padded with zero neurons to width 6: the zero neurons
-    # must stay exactly zero (they get zero gradient), so each run is the narrow flow and converges to the
-    # narrow net's optimum; each run keeps its own horizon and record span.
-    prob = dl.Regression.from_moments(np.eye(2), np.diag([2.0, 1.0]), 5.0)
-    cells = [(1, 0.3, 0), (3, 0.1, 1)]
-    inits, runs = J._embedded(prob, cells, 6, 20, [8.0, 5.0], 0, decades=[1.0, 2.0])
-    for (w, _, _), p0, r, t1, dec in zip(cells, inits, runs, [8.0, 5.0], [1.0, 2.0], strict=True):
-        assert np.all(np.asarray(p0[0])[w:] == 0) and np.all(np.asarray(r.params[0])[w:] == 0)
-        assert np.all(np.asarray(r.params[1])[:, w:] == 0)
-        assert r.times[0] == 0 and abs(r.times[1] - t1 * 10**-dec) < 1e-12 * t1 and abs(r.times[-1] - t1) < 1e-9
-    # Width 1 can only reach rank one: A -> diag(2, 0), loss Syy - 2^2 = 1 (the rank-1 saddle of the wider net).
-    A = np.asarray(runs[0].params[1]) @ np.asarray(runs[0].params[0])
-    np.testing.assert_allclose(A, np.diag([2.0, 0.0]), atol=1e-3)
-    assert abs(runs[0].final_loss - 1.0) < 1e-5
-    # Width 3 learns both modes: A -> Syx Sxx^-1 = diag(2, 1), loss -> Syy - 4 - 1 = 0.
-    A = np.asarray(runs[1].params[1]) @ np.asarray(runs[1].params[0])
-    np.testing.assert_allclose(A, np.diag([2.0, 1.0]), atol=1e-3)
+def test_distance_bounds_bracket_known_points():
+    """Lower bounds never exceed the distance to an explicit point of the set; upper bounds are such distances."""
+    prob = J.regression_problem(1)
+    rng = np.random.default_rng(5)
+    for g in (0.5, 1.5):
+        p = (rng.normal(size=(12, prob.d_in)) * 12 ** (-g / 2), rng.normal(size=(prob.d_out, 12)) * 12 ** (-g / 2))
+        s_lo, s_up = D.saddle_bounds(p)
+        assert s_lo <= s_up and abs(s_up - np.sqrt(sum(np.sum(W**2) for W in p))) < 1e-12  # the origin
+        g_lo, g_up = D.global_min_bounds(prob, p)
+        # an explicit global minimum: A* = Syx Sxx^-1 factored as (W1, A* W1^+) keeping W1
+        A_star = np.asarray(prob.Syx) @ np.linalg.inv(np.asarray(prob.Sxx))
+        W2 = A_star @ np.linalg.pinv(p[0])
+        assert abs(prob.cost(W2 @ p[0]) - sd.saddle_sequence(prob)[-1].loss) < 1e-8
+        assert g_lo <= np.linalg.norm(W2 - p[1]) + 1e-12
+        if np.isfinite(g_up):
+            assert g_lo <= g_up + 1e-12
