@@ -16,8 +16,8 @@ from dlnlab.theory import saddles as sd
 
 SMALL = {"sig3": [1e-3, 3e-3], "sig2": [1e-8, 1e-4], "sig4": [1e-2, 2e-2], "n_save": 150, "n_save_d2": 30,
          "escape_draws": 2, "widths": [8, 32], "gammas": [0.5, 1.5], "draws": 1, "small": 1e-3, "large": 0.5,
-         "completion_width": 12, "dist_widths": [16, 64], "dist_gammas": [0.5, 1.5], "dist_draws": 1,
-         "bracket_widths": [16, 64], "bracket_draws": 1}
+         "completion_width": 12, "dist_widths": [64, 256], "dist_gammas": [0.5, 1.5], "dist_draws": 1,
+         "bracket_widths": [64, 256], "bracket_draws": 1}
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,18 @@ def _bracket(prob, z, w):
         p = scaled(g)
         return np.log(saddle_bounds(p)[1] / global_min_bounds(prob, p, max_iter=1)[0])
 
-    return (scipy.optimize.brentq(f_lo, 0.0, 1.5, xtol=1e-5), scipy.optimize.brentq(f_hi, 0.5, 4.0, xtol=1e-5))
+    return _root(f_lo, 0.0, 1.5), _root(f_hi, 0.5, 4.0)
+
+
+def _root(f, a, b, n=16):
+    """The first sign change of ``f`` on a grid of ``[a, b]``, refined by Brent's method (``nan`` if none)."""
+    grid = np.linspace(a, b, n)
+    vals = np.array([f(g) for g in grid])
+    change = np.flatnonzero(np.sign(vals[:-1]) != np.sign(vals[1:]))
+    if change.size == 0:
+        return np.nan
+    i = int(change[0])
+    return scipy.optimize.brentq(f, grid[i], grid[i + 1], xtol=1e-5)
 
 
 def distance_study(*, seed: int, widths, gammas, draws: int, bracket_widths, bracket_draws: int) -> dict:
