@@ -178,8 +178,10 @@ def resnet_zero_init(ctx, state) -> None:
               "gradient norm 1e-12", measured=[r["converged"] for r in rows])
     ctx.check_close("resnet_zero_init_flattest",
                     f"Zero-init linear ResNets (W_i = I) trained by GD on whitened data, depths {depths}, end at the "
-                    "flattest sharpness: lambda / lambda* per (depth, target)",
-                    measured={f"N{r['depth']}_{r['target']}": r["ratio"] for r in rows}, expected=1.0, rtol=1e-4)
+                    "flattest sharpness: lambda / lambda* per (depth, target). rtol 1e-3: GD's O(eta) drift from the "
+                    "gradient-flow limit moves the ratio by up to 4.5e-5 over seeds 0-3, 7 (non-symmetric target, "
+                    "depth 2); a 1 % error in lambda* is 10x the tolerance",
+                    measured={f"N{r['depth']}_{r['target']}": r["ratio"] for r in rows}, expected=1.0, rtol=1e-3)
     ctx.at_most("resnet_zero_init_balanced",
                 "The zero-init ResNet limits are balanced (normalised ||W_{i+1}^T W_{i+1} - W_i W_i^T||, max over "
                 "depths) for the symmetric target, where GD keeps the balance of W_i = I exactly",
