@@ -49,7 +49,7 @@ def _planted(monkeypatch, *, scale_A=1.0, scale_loss=1.0):
 
 
 def _rerun(exp, out):
-    res = dl.reproduce([exp], out=out, report=False)
+    res = dl.reproduce([exp], out=out / "first", report=False)
     assert res.pieces["jacot2021"]["computed"] == 0  # the stored runs, the planted theory
     return {c.claim: c.outcome for c in res.claims}
 

@@ -37,9 +37,11 @@ def staircase(ctx, state) -> None:
     theory = np.array([s.loss for s in seq[:K]])
     i0 = int(np.argmin(sigmas))
     complete = [len(f.jump_times) == K and f.is_staircase for f in found]
+    small = np.argsort(sigmas)[:3]
     ctx.holds("staircase_order",
               f"small init (depth 3, correlated inputs): the {K} singular values are learned one at a time, largest "
-              f"first, at every sigma in {[float(f'{s:.2g}') for s in sigmas]}", measured=complete)
+              f"first, at the three smallest sigmas {[float(f'{sigmas[i]:.2g}') for i in small]} (at 3e-2, "
+              "sigma^2 w ~ 1e-2, the plateaus blur for some seeds)", measured=[complete[i] for i in small])
     meas = found[i0].losses[:K] if complete[i0] else np.full(K, np.nan)
     ctx.check_close("staircase",
                     f"the plateau losses at the smallest sigma ({sigmas[i0]:.1e}) are the reduced-rank-regression "
