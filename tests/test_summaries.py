@@ -128,3 +128,30 @@ def test_user_summaries_and_name_clashes(setup):
         dl.Record(summaries=("loss", "loss"))
     with pytest.raises(ConfigError, match="Sharpness.iterations"):
         dl.summaries.Sharpness(iterations=0)
+
+
+def test_sharpness_recorded_every_step_on_a_period_two_orbit():
+    """Edge of stability (docs/tutorials/sharpness.md): with 2/eta = 0.9 lambda* GD ends on a period-two orbit
+    whose two points have top eigenvectors in different modes. Recorded every step, the tracked sharpness (8 HVPs
+    per record) must equal the exact top eigenvalue at every record; warm-starting from the previous record's
+    vector alone found 12.746 instead of 21.458 at the even points (the Krylov space stayed in the other mode)."""
+    from dlnlab.theory import flat as flat_theory
+
+    prob = dl.Regression.from_moments(np.eye(3), np.diag([2.0, 1.0, 0.5]), 5.25)
+    obj = dl.Objective(prob)
+    lr = 2 / (0.9 * flat_theory.flattest_sharpness(prob, 3))
+    p0 = dl.Net((3, 8, 8, 3)).init(jax.random.key(1), scheme="gaussian", scale=0.15)
+    p_mid = dl.train(obj, p0, dl.GD(lr=lr, steps=2900)).params
+    _, unravel = ravel_pytree(p_mid)
+
+    def flat(params):
+        return ravel_pytree(params)[0]
+
+    run = dl.train(obj, p_mid, dl.GD(lr=lr, steps=60), record=dl.Record(n=61, summaries=(flat, "sharpness")))
+    exact = np.array([dl.curvature.top_eigenvalues(obj, unravel(jnp.asarray(v)), k=1, method="exact").values[0]
+                      for v in run.history["flat"]])
+    # the first warm record after the cold one has no orbit history yet (its start is the cold record's second
+    # Ritz vector): 1e-6 there, 1e-9 once both points of the orbit have been seen
+    np.testing.assert_allclose(run.history["sharpness"][:2], exact[:2], rtol=1e-6)
+    np.testing.assert_allclose(run.history["sharpness"][2:], exact[2:], rtol=1e-9)
+    assert exact[::2].min() > 2 / lr > exact[1::2].max()  # really a two-cycle straddling 2/eta

@@ -167,21 +167,28 @@ class Sharpness(Summary):
             return jax.jvp(lambda y: ravel_pytree(jax.grad(lambda q: value(unravel(q)))(y))[0], (x,), (v,))[1]
 
         if state is None:
-            v0 = jax.random.normal(jax.random.key(0), x.shape, x.dtype)
+            block = jax.random.normal(jax.random.key(0), (1,) + x.shape, x.dtype)
             m = self.cold_iterations
         else:
-            v0, m = state, self.iterations
-        theta, v = _lanczos_top(hvp, v0, min(m, x.size))
-        return theta, v
+            a, b = state[0], state[1]  # the last two records' Ritz vectors, see below; their sum starts Lanczos
+            block, m = (a + jnp.where(jnp.vdot(a, b) < 0, -1.0, 1.0) * b)[None], self.iterations
+        theta, v, second = _lanczos_top(hvp, block, min(m, x.size))
+        # The state keeps the top Ritz vectors of the last two records: on a period-two orbit of GD (the edge of
+        # stability) consecutive iterates have top eigenvectors in different invariant subspaces of the Hessian
+        # (different modes of a DLN), and a Krylov space started from the previous record's vector alone never
+        # leaves that subspace; the vector from two records back is the warm start that orbit needs. Starting from
+        # their (sign-aligned) sum keeps the cost at ``iterations`` HVPs and equals the old start when they agree.
+        # (A cold record has no previous one: its second Ritz vector stands in, the likely top of the next point.)
+        previous = second if state is None else state[0]
+        return theta, jnp.stack([v, previous])
 
 
-def _lanczos_top(hvp, v0, m: int):
-    """Top Ritz pair of the Hessian on the ``m``-dimensional Krylov space of ``v0`` (full reorthogonalisation)."""
-    n = v0.shape[0]
-    dtype = v0.dtype
+def _lanczos_top(hvp, block, m: int):
+    """Top Ritz pair of the Hessian on the ``m``-dimensional space spanned by the rows of ``block`` (``b`` start
+    vectors) and the Krylov space of their best combination (full reorthogonalisation)."""
+    b, n = block.shape
+    dtype = block.dtype
     eps = jnp.finfo(dtype).eps
-    v0 = v0 / jnp.where(jnp.linalg.norm(v0) > 0, jnp.linalg.norm(v0), 1.0)
-    v0 = jnp.where(jnp.linalg.norm(v0) > 0, v0, jnp.ones_like(v0) / jnp.sqrt(n))
     V = jnp.zeros((m, n), dtype)
     W = jnp.zeros((m, n), dtype)
     key = jax.random.key(1)
@@ -192,23 +199,29 @@ def _lanczos_top(hvp, v0, m: int):
         return w
 
     def body(j, c):
-        V, W, v = c
-        V = V.at[j].set(v)
-        w = hvp(v)
-        W = W.at[j].set(w)
-        r = orth(V, w)
+        V, W = c
+        # the j-th candidate: the start vectors, then H times the top Ritz vector of their span, then a Lanczos
+        # chain from there (H times the previous basis vector), so the best start gets m - b + 1 Krylov steps
+        Tb = V[:b] @ W[:b].T
+        y = jnp.linalg.eigh(0.5 * (Tb + Tb.T))[1][:, -1]
+        cand = jnp.where(j < b, block[jnp.minimum(j, b - 1)], jnp.where(j == b, W[:b].T @ y, W[jnp.maximum(j - 1, 0)]))
+        r = orth(V, cand)
+        # a start vector already in the span (the two warm vectors agree: no oscillation) continues the chain
+        dup = (j < b) & (jnp.linalg.norm(r) <= 1e-6 * jnp.linalg.norm(cand))
+        cand = jnp.where(dup, W[jnp.maximum(j - 1, 0)], cand)
+        r = jnp.where(dup, orth(V, cand), r)
+        scale = jnp.linalg.norm(cand)
         beta = jnp.linalg.norm(r)
-        scale = jnp.linalg.norm(w) + jnp.abs(jnp.vdot(v, w))
         fresh = orth(V, jax.random.normal(jax.random.fold_in(key, j), (n,), dtype))
-        broken = beta <= 1e3 * eps * scale
-        nxt = jnp.where(broken, fresh / jnp.linalg.norm(fresh), r / jnp.where(broken, 1.0, beta))
-        return V, W, nxt
+        broken = beta <= 1e3 * eps * jnp.where(scale > 0, scale, 1.0)
+        v = jnp.where(broken, fresh / jnp.linalg.norm(fresh), r / jnp.where(broken, 1.0, beta))
+        return V.at[j].set(v), W.at[j].set(hvp(v))
 
-    V, W, _ = jax.lax.fori_loop(0, m, body, (V, W, v0))
+    V, W = jax.lax.fori_loop(0, m, body, (V, W))
     T = V @ W.T
     T = 0.5 * (T + T.T)
     vals, vecs = jnp.linalg.eigh(T)
-    return vals[-1], V.T @ vecs[:, -1]
+    return vals[-1], V.T @ vecs[:, -1], V.T @ vecs[:, max(m - 2, 0)]
 
 
 @dataclass(frozen=True)
