@@ -47,7 +47,7 @@ BIBTEX = """@inproceedings{mulayoff2020unique,
 
 _RELU_QUICK = {"n": 200, "noise": 0.5, "widths": [64, 32, 32, 64], "lrs": [0.02], "steps": 6000,
                "gain": 0.1, "top": 8, "checkpoints": 4, "n_baseline": 20}
-_RELU_FULL = {"n": 1797, "noise": 0.5, "widths": [64, 32, 32, 64], "lrs": [0.01, 0.02, 0.03], "steps": 20_000,
+_RELU_FULL = {"n": 1797, "noise": 0.5, "widths": [64, 32, 32, 64], "lrs": [0.01, 0.02, 0.03], "steps": 10_000,
               "gain": 0.1, "top": 8, "checkpoints": 10, "n_baseline": 50}
 
 SIZES = {
@@ -59,7 +59,7 @@ SIZES = {
     "full": {"hessian_minima": 8, "gl_draws": 400, "certify": ["whitened", "anisotropic", "anisotropic_deep"],
              "zero_init_depths": [2, 3, 5, 8], "scale_depth": 4, "scales": [round(0.05 * k, 2) for k in range(13)],
              "scale_seeds": 16, "nw_depth": 3, "nw_cases": 2, "resnet_steps": 60_000, "resnet_record": 1000,
-             "chain_points": 40, "chain_rounds": 3, "chain_steps": 1_000_000, "chain_starts": 50,
+             "chain_points": 40, "chain_rounds": 2, "chain_steps": 1_000_000, "chain_starts": 50,
              "relu": _RELU_FULL, "relu_early": 60.0},
 }
 
