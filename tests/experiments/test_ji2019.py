@@ -60,9 +60,23 @@ def _perturbed(true):
     return wrong
 
 
-def test_a_one_percent_error_in_the_max_margin_direction_fails_the_claims(checked, monkeypatch):
+def _scaled_margin(true, factor):
+    """``max_margin`` with the right direction and ``gamma`` off by ``factor``."""
+
+    def wrong(X, y=None, **kw):
+        mm = true(X, y, **kw)
+        return dataclasses.replace(mm, margin=factor * mm.margin)
+
+    return wrong
+
+
+@pytest.mark.parametrize("error", ["direction", "margin+1%", "margin-1%"])
+def test_a_one_percent_error_in_the_max_margin_fails_the_claims(checked, monkeypatch, error):
     out, _ = checked
-    monkeypatch.setattr(mg, "max_margin", _perturbed(mg.max_margin))
+    true = mg.max_margin
+    wrong = {"direction": _perturbed(true), "margin+1%": _scaled_margin(true, 1.01),
+             "margin-1%": _scaled_margin(true, 0.99)}[error]
+    monkeypatch.setattr(mg, "max_margin", wrong)
     res = dl.reproduce([EXP], out=out / "first", report=False)  # the stored runs, the planted theory
     assert res.pieces["ji2019"]["computed"] == 0
     outcome = {c.claim: c.outcome for c in res.claims}
