@@ -295,10 +295,10 @@ def gd_stability(ctx, state) -> None:
                     f"({len(st['rounds'][0]['lrs'])} step sizes each, grid never on eta_c): final bracket "
                     f"[{lo:.8f}, {hi:.8f}] (relative half-width {(hi - lo) / (2 * eta_c):.1e}); runs within "
                     f"{floor:.1e} (relative) below eta_c cannot converge in {state['size'].chain_steps} steps "
-                    f"(horizon floor), and converged limits are up to {excess:.1e} sharper than lambda* (the start's "
-                    "perturbation), lowering their own boundary. Precision = half-width + floor + that excess, used "
-                    f"as the tolerance; measured = bracket midpoint ({(mid / eta_c - 1):+.1e} relative)",
-                    measured=mid, expected=eta_c, atol=0.5 * (hi - lo) + (floor + excess) * eta_c)
+                    f"(horizon floor); converged limits are up to {excess:.1e} sharper than lambda* (the start's "
+                    "perturbation; not in the tolerance, which must not depend on lambda*). Precision = half-width + "
+                    f"floor, used as the tolerance; measured = bracket midpoint ({(mid / eta_c - 1):+.1e} relative)",
+                    measured=mid, expected=eta_c, atol=0.5 * (hi - lo) + floor * eta_c)
     rnd, n = st["random"], st["n"]
     conv, lam = np.asarray(rnd["converged"], bool), np.asarray(rnd["sharpness"])
     below = lam[:n][conv[:n]]
