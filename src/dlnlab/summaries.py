@@ -15,8 +15,9 @@ Named summaries (use the name in ``dl.Record(summaries=...)`` or the object itse
 - :data:`balancedness` -- the normalised scalar of :func:`dlnlab.diagnostics.balancedness` (DLN);
 - :data:`alignment` -- ``|v_{i+1}^T u_i|`` of adjacent layers' top singular vectors (ji2019; DLN);
 - :data:`sharpness` -- the top Hessian eigenvalue of the loss (any objective). Tracked by Rayleigh-Ritz on a
-  Krylov space of :attr:`Sharpness.iterations` Hessian-vector products started from the previous record's top
-  Ritz vector (a warm-started Lanczos), so a few HVPs per record suffice while the spectrum moves slowly. The
+  Krylov space of :attr:`Sharpness.iterations` Hessian-vector products started from the sum of the last two
+  records' top Ritz vectors (a warm-started Lanczos that also follows a period-two orbit of GD), so a few HVPs
+  per record suffice while the spectrum moves slowly. The
   first record (and every record of a gradient flow, whose records are computed independently) uses
   :attr:`Sharpness.cold_iterations` from a fixed start vector.
 
