@@ -29,6 +29,7 @@ __all__ = ["GROUP", "BUILTIN", "discover", "names", "get", "Discovery"]
 GROUP = "dlnlab.experiments"
 BUILTIN = (
     ("arora2019", "dlnlab.experiments.arora2019:EXPERIMENT"),
+    ("cohen2021", "dlnlab.experiments.cohen2021:EXPERIMENT"),
     ("gissin2020", "dlnlab.experiments.gissin2020:EXPERIMENT"),
     ("jacot2021", "dlnlab.experiments.jacot2021:EXPERIMENT"),
     ("ji2019", "dlnlab.experiments.ji2019:EXPERIMENT"),

@@ -14,6 +14,7 @@ Example:
 from . import _functions as _functions  # noqa: F401 - registers the built-in sweepable functions
 from . import _functions_dmf as _functions_dmf  # noqa: F401 - arora2019 / gissin2020 sweepables
 from . import _functions_diagonal as _functions_diagonal  # noqa: F401 - woodworth2020 sweepable
+from . import _functions_eos as _functions_eos  # noqa: F401 - cohen2021 sweepable
 from ._api import load_results as load_results
 from ._api import plan_batches as plan_batches
 from ._api import plot_store as plot_store
