@@ -2,7 +2,7 @@
 planted in the theory it checks (the flow limit's sharpness, the flattest sharpness, the stability threshold 2/eta)
 fails a claim.
 
-Tiny sizes (hidden width 4, one EoS step size, 400 steps) keep the three conformance runs fast on two cores; the
+Tiny sizes (hidden width 4, two EoS step sizes, 400 steps) keep the three conformance runs fast on two cores; the
 quick and full sizes are exercised by ``dlnlab reproduce cohen2021 --quick``.
 """
 
@@ -21,7 +21,7 @@ from dlnlab.theory import flat
 
 TINY = {**{k: co.SIZES["quick"][k] for k in ("x_spectrum", "t_spectrum", "noise", "geometry_seed", "init_scale",
                                               "stable_lr", "below_lr", "perturbation", "band")},
-        "widths": [5, 4, 4, 3], "eos_lrs": [0.09], "steps": 400, "keep_every": 5, "boundary_steps": 1500,
+        "widths": [5, 4, 4, 3], "eos_lrs": [0.09, 0.1], "steps": 400, "keep_every": 5, "boundary_steps": 1500,
         "dense_checks": 4}
 EXP = dataclasses.replace(co.EXPERIMENT, sizes={"quick": TINY, "full": TINY})
 PINNED = ("flow_limit_sharpness", "stability_boundary", "regimes", "tracked_sharpness")

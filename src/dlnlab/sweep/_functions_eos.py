@@ -79,7 +79,9 @@ def edge_statistics(sharpness, loss, lr: float, floor: float, *, band: float) ->
     ``ratio = sharpness * lr / 2`` via :func:`edge`; ``cross``: the first step with ratio >= 1 (-1 if none);
     ``max_ratio``; ``final_ratio``; ``edge_fraction``: fraction of all steps with ``|ratio - 1| <= band``;
     ``loss_increases``: steps whose loss exceeds the previous one by more than ``LOSS_UP`` times the previous
-    excess loss plus 1e-14 (rounding); ``last_increase``: the last such step (-1 if none)."""
+    excess loss plus 1e-14 (rounding); ``last_increase``: the last such step (-1 if none); ``peak``: the step of the
+    largest ratio; ``after_peak``: steps from the peak to the last loss increase (0 if none after it): how long GD
+    oscillates once the overshoot above ``2/lr`` has been thrown back (the catapult)."""
     S = np.asarray(sharpness, float)
     L = np.asarray(loss, float)
     ratio = S / edge(lr)
@@ -94,6 +96,8 @@ def edge_statistics(sharpness, loss, lr: float, floor: float, *, band: float) ->
         "edge_fraction": float(np.mean(np.abs(ratio - 1.0) <= band)),
         "loss_increases": int(up.size),
         "last_increase": int(up[-1]) if up.size else -1,
+        "peak": int(np.argmax(ratio)),
+        "after_peak": max(int(up[-1]) - int(np.argmax(ratio)), 0) if up.size else 0,
     }
 
 
