@@ -168,7 +168,7 @@ class Sharpness(Summary):
             return jax.jvp(lambda y: ravel_pytree(jax.grad(lambda q: value(unravel(q)))(y))[0], (x,), (v,))[1]
 
         if state is None:
-            block = jax.random.normal(jax.random.key(0), (1,) + x.shape, x.dtype)
+            block = jax.random.normal(jax.random.key(0, impl="rbg"), (1,) + x.shape, x.dtype)
             m = self.cold_iterations
         else:
             a, b = state[0], state[1]  # the last two records' Ritz vectors, see below; their sum starts Lanczos
@@ -192,7 +192,7 @@ def _lanczos_top(hvp, block, m: int):
     eps = jnp.finfo(dtype).eps
     V = jnp.zeros((m, n), dtype)
     W = jnp.zeros((m, n), dtype)
-    key = jax.random.key(1)
+    key = jax.random.key(1, impl="rbg")  # RngBitGenerator: threefry in this loop doubled the compile time
 
     def orth(V, w):
         for _ in range(2):  # twice is enough (Kahan-Parlett)
